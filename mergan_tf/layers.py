@@ -1,0 +1,101 @@
+"""Layers shared by the models: conditional batch normalisation and the release's init.
+
+`ConditionalBatchNorm` follows the release (`tflib/ops/cond_batchnorm.py`, after Dumoulin
+et al. 2017): it always normalises with the statistics of the current batch, also when
+sampling, and looks up a per-class scale and offset by label.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+
+def tflib_uniform(stdev: float) -> keras.initializers.Initializer:
+    """Uniform in +-stdev*sqrt(3) (so its standard deviation is `stdev`), as tflib does."""
+    limit = stdev * math.sqrt(3.0)
+    return keras.initializers.RandomUniform(minval=-limit, maxval=limit)
+
+
+def linear_init(fan_in: int, fan_out: int) -> keras.initializers.Initializer:
+    """tflib Linear: stdev sqrt(2 / (fan_in + fan_out)) (Glorot)."""
+    return tflib_uniform(math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def conv_init(in_ch: int, out_ch: int, kernel: int, stride: int) -> keras.initializers.Initializer:
+    """tflib Conv2D with he_init: fan_in = in*k*k, fan_out = out*k*k/stride^2."""
+    fan_in = in_ch * kernel * kernel
+    fan_out = out_ch * kernel * kernel / stride ** 2
+    return tflib_uniform(math.sqrt(4.0 / (fan_in + fan_out)))
+
+
+def deconv_init(in_ch: int, out_ch: int, kernel: int, stride: int) -> keras.initializers.Initializer:
+    """tflib Deconv2D with he_init: fan_in = in*k*k/stride^2, fan_out = out*k*k."""
+    fan_in = in_ch * kernel * kernel / stride ** 2
+    fan_out = out_ch * kernel * kernel
+    return tflib_uniform(math.sqrt(4.0 / (fan_in + fan_out)))
+
+
+class ConditionalBatchNorm(keras.layers.Layer):
+    """Batch normalisation with a per-class scale and offset (NHWC).
+
+    Normalises over (N, H, W) (over N for 2-D inputs) with the current batch's statistics,
+    then applies `gamma[label]` and `beta[label]`. With `num_groups=G` the batch is split
+    into G equal consecutive groups, each normalised with its own statistics: this equals G
+    separate calls (the release generates every class as its own batch) in one kernel.
+
+    Args:
+      num_classes: rows of the scale/offset tables (release: 10).
+      epsilon: variance epsilon (release: 1e-5).
+    """
+
+    def __init__(self, num_classes: int = 10, epsilon: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = int(num_classes)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.gamma = self.add_weight(name="gamma", shape=(self.num_classes, channels),
+                                     initializer="ones", trainable=True)
+        self.beta = self.add_weight(name="beta", shape=(self.num_classes, channels),
+                                    initializer="zeros", trainable=True)
+
+    def call(self, x, labels, num_groups: int = 1):
+        labels = tf.convert_to_tensor(labels)
+        if labels.shape.rank != 1:
+            raise ValueError(
+                f"ConditionalBatchNorm expects labels of rank 1 (one per image), got shape "
+                f"{labels.shape}")
+        if not labels.dtype.is_integer:
+            raise ValueError(f"ConditionalBatchNorm labels must be integers, got {labels.dtype}")
+        tf.debugging.assert_less(labels, tf.cast(self.num_classes, labels.dtype),
+                                 message=f"label >= num_classes ({self.num_classes})")
+        tf.debugging.assert_non_negative(labels, message="negative label")
+        normalized = self._normalize(x, num_groups)
+        gamma = tf.gather(self.gamma, labels)
+        beta = tf.gather(self.beta, labels)
+        extra = [1] * (x.shape.rank - 2)
+        gamma = tf.reshape(gamma, [-1] + extra + [gamma.shape[-1]])
+        beta = tf.reshape(beta, [-1] + extra + [beta.shape[-1]])
+        return normalized * gamma + beta
+
+    def _normalize(self, x, num_groups: int):
+        """(x - mean) / sqrt(var + eps) with batch statistics, per group of the batch."""
+        if num_groups == 1:
+            mean, var = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)), keepdims=True)
+            return (x - mean) * tf.math.rsqrt(var + self.epsilon)
+        shape = tf.shape(x)
+        grouped = tf.reshape(x, tf.concat([[num_groups, -1], shape[1:]], axis=0))
+        mean, var = tf.nn.moments(grouped, axes=list(range(1, x.shape.rank)), keepdims=True)
+        return tf.reshape((grouped - mean) * tf.math.rsqrt(var + self.epsilon), shape)
+
+    def compute_output_shape(self, input_shape, labels_shape=None):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_classes": self.num_classes, "epsilon": self.epsilon})
+        return config

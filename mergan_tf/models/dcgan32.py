@@ -1,0 +1,111 @@
+"""The release's 32x32 conditional WGAN-GP AC-GAN (`network/gan32_model.py`), in NHWC.
+
+Generator(z, c): Linear 128 -> 4x4x4D, conditional BN, ReLU, three 5x5 stride-2 deconvs
+(4D -> 2D -> D -> channels) with conditional BN + ReLU between them, tanh.
+Critic(x): three 5x5 stride-2 convs (channels -> D -> 2D -> 4D) with LeakyReLU(0.2), no
+normalisation, then a Wasserstein head (1 logit) and an AC head (10 class logits).
+With D = 32 the trainable parameters are G 525,569 / D 279,563 for one channel and
+G 527,171 / D 281,163 for three, as in the release.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from mergan_tf import layers as L
+
+
+class Generator(keras.Model):
+    """Conditional generator G(z, c) -> images in [-1, 1], NHWC.
+
+    Args:
+      channels: output image channels.
+      dim: width multiplier (release 32).
+      z_dim: noise size (release 128).
+      num_classes: rows of the conditional-BN tables (release 10).
+    """
+
+    def __init__(self, channels: int = 1, dim: int = 32, z_dim: int = 128,
+                 num_classes: int = 10, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.dim, self.z_dim, self.num_classes = channels, dim, z_dim, num_classes
+        self.image_size = 32
+        self.fc = keras.layers.Dense(4 * 4 * 4 * dim, kernel_initializer=L.linear_init(z_dim, 4 * 4 * 4 * dim),
+                                     name="input")
+        widths = [4 * dim, 2 * dim, dim, channels]
+        self.bns = [L.ConditionalBatchNorm(num_classes, name=f"bn{i + 1}") for i in range(3)]
+        self.deconvs = [
+            keras.layers.Conv2DTranspose(
+                widths[i + 1], 5, strides=2, padding="same",
+                kernel_initializer=L.deconv_init(widths[i], widths[i + 1], 5, 2),
+                name=f"deconv{i + 2}")
+            for i in range(3)
+        ]
+        self.build_for_batch()
+
+    def build_for_batch(self):
+        """Creates the weights by running a tiny batch."""
+        self(tf.zeros([2, self.z_dim]), tf.zeros([2], tf.int32))
+
+    def call(self, z, labels, num_groups: int = 1):
+        """Generates images.
+
+        Args:
+          z: float32 [N, z_dim].
+          labels: int32 [N] class labels.
+          num_groups: split the batch into this many equal consecutive groups, each
+            normalised with its own batch statistics (identical to one call per group).
+
+        Returns:
+          float32 [N, 32, 32, channels] in [-1, 1].
+        """
+        x = self.fc(z)
+        x = tf.reshape(x, [-1, 4, 4, 4 * self.dim])
+        for bn, deconv in zip(self.bns, self.deconvs):
+            x = tf.nn.relu(bn(x, labels, num_groups=num_groups))
+            x = deconv(x)
+        return tf.tanh(x)
+
+    def get_config(self):
+        return {"channels": self.channels, "dim": self.dim, "z_dim": self.z_dim,
+                "num_classes": self.num_classes, "name": self.name}
+
+
+class Critic(keras.Model):
+    """Critic D(x) -> (Wasserstein logit [N], AC class logits [N, num_classes]).
+
+    Has no batch-dependent layer, so calling it on a concatenation of batches equals
+    calling it on each batch.
+    """
+
+    def __init__(self, channels: int = 1, dim: int = 32, num_classes: int = 10, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.dim, self.num_classes = channels, dim, num_classes
+        widths = [channels, dim, 2 * dim, 4 * dim]
+        self.convs = [
+            keras.layers.Conv2D(widths[i + 1], 5, strides=2, padding="same",
+                                kernel_initializer=L.conv_init(widths[i], widths[i + 1], 5, 2),
+                                name=f"conv{i + 1}")
+            for i in range(3)
+        ]
+        feat = 4 * 4 * 4 * dim
+        self.wgan_head = keras.layers.Dense(1, kernel_initializer=L.linear_init(feat, 1), name="output")
+        self.ac_head = keras.layers.Dense(num_classes, kernel_initializer=L.linear_init(feat, num_classes),
+                                          name="acgan_output")
+        self(tf.zeros([2, 32, 32, channels]))
+
+    def call(self, x):
+        for conv in self.convs:
+            x = tf.nn.leaky_relu(conv(x), alpha=0.2)
+        x = tf.reshape(x, [-1, 4 * 4 * 4 * self.dim])
+        return tf.reshape(self.wgan_head(x), [-1]), self.ac_head(x)
+
+    def get_config(self):
+        return {"channels": self.channels, "dim": self.dim, "num_classes": self.num_classes,
+                "name": self.name}
+
+
+def count_trainable(model: keras.Model) -> int:
+    """Number of trainable scalars of a model."""
+    return int(sum(int(tf.size(v)) for v in model.trainable_variables))

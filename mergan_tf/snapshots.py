@@ -1,0 +1,107 @@
+"""Task snapshots: the models at the end of each task, as `tf.train.Checkpoint` files.
+
+A snapshot is what the next task replays from and what evaluation and export load.
+Layout: `<run>/snapshots/task_<NN>/ckpt*` plus `snapshot.json` (task number, learned
+classes, method, iteration). A snapshot directory is written under a temporary name and
+renamed when complete, so a crash never leaves a half-written snapshot behind its name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any
+
+import tensorflow as tf
+
+from mergan_tf.configs import RunConfig
+from mergan_tf.models.dcgan32 import Critic, Generator
+
+
+class SnapshotError(ValueError):
+    """A snapshot is missing or does not fit the requested model."""
+
+
+def snapshot_dir(run_dir: str, task: int) -> str:
+    """Directory of the snapshot after `task` tasks (1-based, as the paper counts)."""
+    return os.path.join(run_dir, "snapshots", f"task_{task:02d}")
+
+
+def list_snapshots(run_dir: str) -> list[int]:
+    """Task numbers (1-based) with a complete snapshot, ascending."""
+    root = os.path.join(run_dir, "snapshots")
+    if not os.path.isdir(root):
+        return []
+    tasks = []
+    for name in os.listdir(root):
+        if name.startswith("task_") and name[5:].isdigit() and os.path.exists(
+                os.path.join(root, name, "snapshot.json")):
+            tasks.append(int(name[5:]))
+    return sorted(tasks)
+
+
+def write_snapshot(run_dir: str, task: int, objects: dict[str, Any], info: dict[str, Any]) -> str:
+    """Writes the trackable `objects` and `info` as the snapshot after `task` tasks."""
+    final = snapshot_dir(run_dir, task)
+    tmp = final + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    tf.train.Checkpoint(**objects).write(os.path.join(tmp, "ckpt"))
+    with open(os.path.join(tmp, "snapshot.json"), "w") as f:
+        json.dump(info, f, indent=2, sort_keys=True)
+    old = final + ".old"
+    if os.path.exists(final):
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def read_snapshot_info(run_dir: str, task: int) -> dict[str, Any]:
+    """The `snapshot.json` of a snapshot; SnapshotError naming what exists otherwise."""
+    path = os.path.join(snapshot_dir(run_dir, task), "snapshot.json")
+    if not os.path.exists(path):
+        have = list_snapshots(run_dir)
+        raise SnapshotError(
+            f"no snapshot after task {task} in {run_dir} (expected {path}); "
+            f"snapshots present: {have or 'none'}. Train that many tasks first.")
+    with open(path) as f:
+        return json.load(f)
+
+
+def restore_into(run_dir: str, task: int, **objects: Any) -> dict[str, Any]:
+    """Restores the named objects (e.g. generator=G) from a snapshot; returns its info."""
+    info = read_snapshot_info(run_dir, task)
+    status = tf.train.Checkpoint(**objects).read(os.path.join(snapshot_dir(run_dir, task), "ckpt"))
+    try:
+        status.assert_existing_objects_matched().expect_partial()
+    except AssertionError as e:
+        raise SnapshotError(
+            f"snapshot after task {task} in {run_dir} does not fit the requested model "
+            f"(other dataset or model size?): {e}") from e
+    return info
+
+
+def load_run_config(run_dir: str) -> RunConfig:
+    """The resolved configuration of a run directory."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        raise SnapshotError(f"{run_dir} is not a run directory: {path} is missing")
+    with open(path) as f:
+        return RunConfig.from_dict(json.load(f))
+
+
+def build_models(cfg: RunConfig) -> tuple[Generator, Critic]:
+    """Fresh generator and critic of the run's architecture."""
+    m = cfg.model
+    return (Generator(m.channels, m.dim, m.z_dim, m.num_label_slots, name="generator"),
+            Critic(m.channels, m.dim, m.num_label_slots, name="critic"))
+
+
+def load_generator(run_dir: str, task: int) -> tuple[Generator, dict[str, Any]]:
+    """The generator of the snapshot after `task` tasks, and the snapshot's info."""
+    cfg = load_run_config(run_dir)
+    generator, _ = build_models(cfg)
+    info = restore_into(run_dir, task, generator=generator)
+    return generator, info

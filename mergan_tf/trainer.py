@@ -1,0 +1,334 @@
+"""The task loop of MeRGAN: compiled WGAN-GP AC-GAN steps, replay, outputs.
+
+Follows the release (`mergan.py`): per task one class; each outer iteration is one
+generator update (skipped at iteration 0 of each task) then `critic_iters` critic updates,
+each on a new real batch; Adam is re-created at every task; the main fake batch carries the
+current task's label only; the replay generator is the previous task's snapshot, frozen.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from mergan_tf import images as image_lib
+from mergan_tf import losses, snapshots
+from mergan_tf.configs import RunConfig
+from mergan_tf.data import ImageData, from_model_range, task_dataset
+from mergan_tf.methods import ReplayBatch, make_method
+
+# The release writes class grids at these iterations as well as every `sample_every`.
+SAMPLE_ITERS = frozenset(2 ** k for k in range(15))
+
+
+def should_sample(iteration: int, sample_every: int) -> bool:
+    """The release's sample schedule: 1, 2, 4, ..., 16384 and every `sample_every`."""
+    return iteration % sample_every == 0 or iteration in SAMPLE_ITERS
+
+
+class ScalarLog:
+    """Scalars to TensorBoard and to a long-format CSV (step, task, iteration, key, value)."""
+
+    def __init__(self, run_dir: str):
+        self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard"))
+        self.csv_path = os.path.join(run_dir, "scalars.csv")
+        new = not os.path.exists(self.csv_path)
+        self._file = open(self.csv_path, "a", newline="")
+        self._csv = csv.writer(self._file)
+        if new:
+            self._csv.writerow(["global_step", "task", "iteration", "key", "value"])
+
+    def scalars(self, step: int, task: int, iteration: int, values: dict[str, float]) -> None:
+        with self.writer.as_default(step=step):
+            for key, value in sorted(values.items()):
+                tf.summary.scalar(key, value)
+                self._csv.writerow([step, task, iteration, key, f"{value:.6g}"])
+        self._file.flush()
+
+    def image(self, step: int, name: str, grid_uint8: np.ndarray) -> None:
+        with self.writer.as_default(step=step):
+            tf.summary.image(name, grid_uint8[None])
+
+    def close(self) -> None:
+        self.writer.flush()
+        self._file.close()
+
+
+class Trainer:
+    """Trains the conditional GAN over the task sequence of a RunConfig.
+
+    Args:
+      config: the resolved, validated run configuration.
+      data: the dataset (all classes; each task's pipeline selects its class).
+    """
+
+    def __init__(self, config: RunConfig, data: ImageData):
+        self.cfg = config
+        self.data = data
+        self.run_dir = config.out_dir
+        keras.utils.set_random_seed(config.seed)
+        self.generator, self.critic = snapshots.build_models(config)
+        self.replay_generator, _ = snapshots.build_models(config)
+        self.replay_generator.trainable = False
+        self.method = make_method(config.method)
+        self.rng = tf.random.Generator.from_seed(config.seed)
+        self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self.fixed_noise = self._fixed_noise()
+        self.log = ScalarLog(self.run_dir)
+        self._sample = tf.function(
+            lambda z, labels: self.generator(z, labels),
+            input_signature=[tf.TensorSpec([None, config.model.z_dim], tf.float32),
+                             tf.TensorSpec([None], tf.int32)])
+
+    # ----------------------------------------------------------------- set-up helpers
+    def _fixed_noise(self) -> tf.Tensor:
+        """The 100 latent vectors of every sample grid, saved with the run."""
+        path = os.path.join(self.run_dir, "fixed_noise.npy")
+        if os.path.exists(path):
+            noise = np.load(path)
+        else:
+            rs = np.random.RandomState(self.cfg.seed)
+            noise = rs.randn(self.cfg.output.num_fixed_noise, self.cfg.model.z_dim).astype(np.float32)
+            np.save(path, noise)
+        return tf.constant(noise)
+
+    def _make_optimizer(self) -> keras.optimizers.Optimizer:
+        t = self.cfg.train
+        return keras.optimizers.Adam(learning_rate=t.learning_rate, beta_1=t.beta1,
+                                     beta_2=t.beta2, epsilon=t.epsilon)
+
+    def restore_replay_generator(self, task_index: int) -> None:
+        """Loads the snapshot written at the end of task `task_index` (0-based), frozen."""
+        snapshots.restore_into(self.run_dir, task_index + 1, generator=self.replay_generator)
+        self.replay_generator.trainable = False
+
+    def replay_size(self, task_index: int) -> int:
+        """Replay samples per previous class: batch // t (MNIST/SVHN) or a full batch."""
+        batch = self.cfg.train.batch_size
+        return batch // task_index if self.cfg.method.reduce_batch else batch
+
+    # ----------------------------------------------------------------- compiled steps
+    def _replay(self, replay_labels: Optional[tf.Tensor], t: int) -> Optional[ReplayBatch]:
+        if replay_labels is None:
+            return None
+        z = self.rng.normal([replay_labels.shape[0], self.cfg.model.z_dim])
+        old = tf.stop_gradient(self.replay_generator(z, replay_labels, num_groups=t))
+        return ReplayBatch(z=z, labels=replay_labels, old=old, num_classes=t)
+
+    def _fake_batch(self, label: int):
+        b = self.cfg.train.batch_size
+        labels = tf.fill([b], tf.constant(label, tf.int32))
+        return self.generator(self.rng.normal([b, self.cfg.model.z_dim]), labels), labels
+
+    def build_steps(self, task_index: int, g_opt, d_opt):
+        """The task's `generator_step()` and `critic_step(real, labels)` tf.functions.
+
+        Traced once per task: the task's label, the replayed classes and their count are
+        Python constants of the trace.
+        """
+        tc = self.cfg.train
+        label = int(self.cfg.classes[task_index])
+        replay_labels = None
+        if self.method.needs_replay and task_index > 0:
+            n = self.replay_size(task_index)
+            replay_labels = tf.constant(np.repeat(self.cfg.classes[:task_index], n), tf.int32)
+        g_vars = self.generator.trainable_variables
+        d_vars = self.critic.trainable_variables
+        g_opt.build(g_vars)
+        d_opt.build(d_vars)
+
+        @tf.function
+        def generator_step():
+            replay = self._replay(replay_labels, task_index)
+            with tf.GradientTape() as tape:
+                fake, labels = self._fake_batch(label)
+                fake_logits, fake_class_logits = self.critic(fake)
+                terms = {
+                    "loss/gen/wasserstein": losses.wasserstein_generator_loss(fake_logits),
+                    "loss/gen/ac_fake": tc.acgan_scale_g * losses.classification_loss(
+                        fake_class_logits, labels),
+                }
+                terms.update(self.method.generator_extra_loss(self.generator, self.critic, replay))
+                total = tf.add_n(list(terms.values()))
+            g_opt.apply_gradients(zip(tape.gradient(total, g_vars), g_vars))
+            terms["loss/gen/total"] = total
+            return terms
+
+        @tf.function
+        def critic_step(real, real_labels):
+            fake, _ = self._fake_batch(label)
+            fake = tf.stop_gradient(fake)
+            alpha = self.rng.uniform([tc.batch_size, 1, 1, 1])
+            replay = self._replay(replay_labels, task_index)
+            with tf.GradientTape() as tape:
+                real_logits, real_class_logits = self.critic(real)
+                fake_logits, _ = self.critic(fake)
+                terms = {
+                    "loss/critic/wasserstein": losses.wasserstein_critic_loss(real_logits, fake_logits),
+                    "loss/critic/gp": tc.gp_weight * losses.gradient_penalty(
+                        lambda x: self.critic(x)[0], real, fake, alpha),
+                    "loss/critic/ac_real": tc.acgan_scale * losses.classification_loss(
+                        real_class_logits, real_labels),
+                }
+                terms.update(self.method.critic_extra_loss(self.generator, self.critic, replay))
+                total = tf.add_n(list(terms.values()))
+            d_opt.apply_gradients(zip(tape.gradient(total, d_vars), d_vars))
+            terms["loss/critic/total"] = total
+            terms["acc/critic/ac_real"] = tf.reduce_mean(tf.cast(
+                tf.equal(tf.argmax(real_class_logits, axis=1, output_type=tf.int32), real_labels),
+                tf.float32))
+            return terms
+
+        return generator_step, critic_step
+
+    # ----------------------------------------------------------------- outputs
+    def write_class_grids(self, task_index: int, iteration: int) -> None:
+        """One grid of the fixed noise per learned class (release: Task_{t}_Iter_{i}_{c}.png)."""
+        n = int(self.fixed_noise.shape[0])
+        for c in self.cfg.classes[:task_index + 1]:
+            fake = self._sample(self.fixed_noise, tf.fill([n], tf.constant(int(c), tf.int32)))
+            grid = image_lib.make_grid(image_lib.to_uint8(fake.numpy()))
+            name = f"Task_{task_index + 1}_Iter_{iteration}_{c}.png"
+            image_lib.save_png(grid, os.path.join(self.run_dir, "samples", name))
+            self.log.image(int(self.global_step.numpy()), f"samples/class_{c}", grid)
+
+    def write_real_grid(self, task_index: int, real: tf.Tensor) -> None:
+        grid = image_lib.make_grid(from_model_range(real.numpy()))
+        cls = self.cfg.classes[task_index]
+        image_lib.save_png(grid, os.path.join(self.run_dir, "samples", f"samples_groundtruth_{cls}.png"))
+
+    def write_snapshot(self, task_index: int, iteration: int) -> None:
+        info = {"task": task_index + 1, "classes": list(self.cfg.classes[:task_index + 1]),
+                "method": self.cfg.method.name, "dataset": self.cfg.data.dataset,
+                "iteration": iteration, "global_step": int(self.global_step.numpy())}
+        snapshots.write_snapshot(self.run_dir, task_index + 1,
+                                 {"generator": self.generator, "critic": self.critic}, info)
+
+    # ----------------------------------------------------------------- loops
+    def train(self, start_task: int = 0) -> None:
+        """Trains every task of the sequence from `start_task` (0-based)."""
+        with open(os.path.join(self.run_dir, "config.json"), "w") as f:
+            f.write(self.cfg.to_json())
+        try:
+            for t in range(start_task, len(self.cfg.classes)):
+                self.train_task(t)
+        finally:
+            self.log.close()
+
+    def train_task(self, task_index: int) -> None:
+        """One task: its data, fresh optimizers, the iteration loop, the snapshot."""
+        self.method.before_task(self, task_index)
+        g_opt, d_opt = self._make_optimizer(), self._make_optimizer()
+        generator_step, critic_step = self.build_steps(task_index, g_opt, d_opt)
+        checkpoint = tf.train.CheckpointManager(
+            tf.train.Checkpoint(generator=self.generator, critic=self.critic, g_opt=g_opt,
+                                d_opt=d_opt, rng=self.rng, global_step=self.global_step),
+            os.path.join(self.run_dir, "checkpoints", f"task_{task_index + 1:02d}"), max_to_keep=2)
+        cls = int(self.cfg.classes[task_index])
+        batches = iter(task_dataset(self.data, [cls], self.cfg.train.batch_size,
+                                    seed=self.cfg.seed * 1000 + task_index))
+        iters = self.cfg.train.iters
+        progress = Progress(task_index, len(self.cfg.classes), cls, iters)
+        for iteration in range(iters):
+            g_terms = generator_step() if iteration > 0 else {}
+            for _ in range(self.cfg.train.critic_iters):
+                real, labels = next(batches)
+                d_terms = critic_step(real, labels)
+            self.global_step.assign_add(1)
+            if iteration == 0:
+                self.write_real_grid(task_index, real)
+            self._after_iteration(task_index, iteration, {**g_terms, **d_terms}, checkpoint, progress)
+        self.write_snapshot(task_index, iters - 1)
+        self.method.after_task(self, task_index)
+
+    def _after_iteration(self, task_index, iteration, terms, checkpoint, progress) -> None:
+        out = self.cfg.output
+        step = int(self.global_step.numpy())
+        if iteration < 10 or iteration % out.log_every == 0 or iteration == self.cfg.train.iters - 1:
+            values = {k: float(v) for k, v in terms.items()}
+            values["perf/iters_per_sec"] = progress.rate()
+            self.log.scalars(step, task_index + 1, iteration, values)
+            progress.report(iteration, values)
+        if should_sample(iteration, out.sample_every):
+            self.write_class_grids(task_index, iteration)
+        if iteration % out.checkpoint_every == 0:
+            checkpoint.save(checkpoint_number=iteration)
+
+
+class Progress:
+    """A log line with rate and ETA, every ~10 seconds and at the end of a task."""
+
+    def __init__(self, task_index: int, num_tasks: int, cls: int, iters: int):
+        self.task_index, self.num_tasks, self.cls, self.iters = task_index, num_tasks, cls, iters
+        self.start = time.time()
+        self.last_report = 0.0
+        self.done = 0
+
+    def rate(self) -> float:
+        return self.done / max(time.time() - self.start, 1e-9)
+
+    def report(self, iteration: int, values: dict[str, float]) -> None:
+        self.done = iteration + 1
+        now = time.time()
+        if now - self.last_report < 10 and iteration != self.iters - 1:
+            return
+        self.last_report = now
+        rate = self.rate()
+        remaining = (self.iters - self.done) + (self.num_tasks - self.task_index - 1) * self.iters
+        eta = remaining / rate if rate > 0 else float("inf")
+        logging.info(
+            "task %d/%d (class %d) iter %d/%d | %.2f it/s | ETA %s | D %.3f G %s",
+            self.task_index + 1, self.num_tasks, self.cls, iteration, self.iters, rate,
+            _fmt_seconds(eta), values.get("loss/critic/total", float("nan")),
+            f"{values['loss/gen/total']:.3f}" if "loss/gen/total" in values else "-")
+
+
+def _fmt_seconds(s: float) -> str:
+    if not np.isfinite(s):
+        return "?"
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
+    """Creates the run directory; refuses to reuse one that holds a run unless told."""
+    run_dir = cfg.out_dir
+    if os.path.exists(os.path.join(run_dir, "config.json")) and not overwrite:
+        raise FileExistsError(
+            f"{run_dir} already holds a run (config.json exists); pass --overwrite to replace "
+            f"it or choose another --out_dir")
+    if overwrite and os.path.isdir(run_dir):
+        for sub in ("samples", "snapshots", "checkpoints", "tensorboard"):
+            _rmtree(os.path.join(run_dir, sub))
+        for name in ("scalars.csv", "config.json", "fixed_noise.npy"):
+            path = os.path.join(run_dir, name)
+            if os.path.exists(path):
+                os.remove(path)
+    os.makedirs(run_dir, exist_ok=True)
+    probe = os.path.join(run_dir, ".write_test")
+    try:
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise PermissionError(f"cannot write to --out_dir {run_dir}: {e}; choose a writable directory") from e
+
+
+def _rmtree(path: str) -> None:
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def json_dump(obj, path: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)

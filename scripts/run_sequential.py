@@ -1,0 +1,43 @@
+"""Train MeRGAN over a sequence of one-class tasks (the release's `mergan.py`).
+
+  python scripts/run_sequential.py --dataset mnist --method ra
+  python scripts/run_sequential.py --dataset mnist --data_dir DIR --method jtr --tasks 2 --iters 200
+"""
+
+import dataclasses
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+
+from mergan_tf import cli, configs, data, trainer  # noqa: E402
+
+cli.define_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        cfg = cli.config_from_flags(FLAGS)
+    except configs.ConfigError as e:
+        raise app.UsageError(str(e))
+    if FLAGS.dry_run:
+        print(cfg.to_json())
+        return
+    trainer.prepare_run_dir(cfg, overwrite=FLAGS.overwrite)
+    dataset = data.load_dataset(cfg.data.dataset, data_dir=cfg.data.data_dir,
+                                source=cfg.data.source, channels=cfg.model.channels)
+    logging.info("data source: %s", dataset.source)
+    cfg = cfg.replace(data=dataclasses.replace(cfg.data, resolved_source=dataset.source))
+    trainer.Trainer(cfg, dataset).train()
+    logging.info("done: %s", cfg.out_dir)
+
+
+if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
+    app.run(main)
