@@ -226,7 +226,8 @@ class Trainer:
     def train_task(self, task_index: int) -> None:
         """One task: its data, fresh optimizers, the iteration loop, the snapshot."""
         self.method.before_task(self, task_index)
-        g_opt, d_opt = self._make_optimizer(), self._make_optimizer()
+        # Fresh Adam state at every task, as the release re-initialises its slots.
+        self.g_opt, self.d_opt = g_opt, d_opt = self._make_optimizer(), self._make_optimizer()
         generator_step, critic_step = self.build_steps(task_index, g_opt, d_opt)
         checkpoint = tf.train.CheckpointManager(
             tf.train.Checkpoint(generator=self.generator, critic=self.critic, g_opt=g_opt,

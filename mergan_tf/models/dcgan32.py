@@ -34,15 +34,23 @@ class Generator(keras.Model):
         self.fc = keras.layers.Dense(4 * 4 * 4 * dim, kernel_initializer=L.linear_init(z_dim, 4 * 4 * 4 * dim),
                                      name="input")
         widths = [4 * dim, 2 * dim, dim, channels]
-        self.bns = [L.ConditionalBatchNorm(num_classes, name=f"bn{i + 1}") for i in range(3)]
-        self.deconvs = [
-            keras.layers.Conv2DTranspose(
+        # One attribute per layer (not a list): tf.train.Checkpoint tracks Keras 3 layers
+        # through attributes, and a list attribute would silently drop out of snapshots.
+        for i in range(3):
+            setattr(self, f"bn{i + 1}", L.ConditionalBatchNorm(num_classes, name=f"bn{i + 1}"))
+            setattr(self, f"deconv{i + 2}", keras.layers.Conv2DTranspose(
                 widths[i + 1], 5, strides=2, padding="same",
                 kernel_initializer=L.deconv_init(widths[i], widths[i + 1], 5, 2),
-                name=f"deconv{i + 2}")
-            for i in range(3)
-        ]
+                name=f"deconv{i + 2}"))
         self.build_for_batch()
+
+    @property
+    def bns(self):
+        return [self.bn1, self.bn2, self.bn3]
+
+    @property
+    def deconvs(self):
+        return [self.deconv2, self.deconv3, self.deconv4]
 
     def build_for_batch(self):
         """Creates the weights by running a tiny batch."""
@@ -83,17 +91,20 @@ class Critic(keras.Model):
         super().__init__(**kwargs)
         self.channels, self.dim, self.num_classes = channels, dim, num_classes
         widths = [channels, dim, 2 * dim, 4 * dim]
-        self.convs = [
-            keras.layers.Conv2D(widths[i + 1], 5, strides=2, padding="same",
-                                kernel_initializer=L.conv_init(widths[i], widths[i + 1], 5, 2),
-                                name=f"conv{i + 1}")
-            for i in range(3)
-        ]
+        for i in range(3):  # attributes, not a list: see Generator
+            setattr(self, f"conv{i + 1}", keras.layers.Conv2D(
+                widths[i + 1], 5, strides=2, padding="same",
+                kernel_initializer=L.conv_init(widths[i], widths[i + 1], 5, 2),
+                name=f"conv{i + 1}"))
         feat = 4 * 4 * 4 * dim
         self.wgan_head = keras.layers.Dense(1, kernel_initializer=L.linear_init(feat, 1), name="output")
         self.ac_head = keras.layers.Dense(num_classes, kernel_initializer=L.linear_init(feat, num_classes),
                                           name="acgan_output")
         self(tf.zeros([2, 32, 32, channels]))
+
+    @property
+    def convs(self):
+        return [self.conv1, self.conv2, self.conv3]
 
     def call(self, x):
         for conv in self.convs:
