@@ -111,6 +111,10 @@ class TrainConfig:
         paper's SFT/RA have no classifier: set both scales to 0 for that variant.
       learning_rate, beta1, beta2, epsilon: Adam (TF1 defaults of the release; re-created
         at the start of every task).
+      fused_iteration: compile the whole outer iteration (generator update and the critic
+        updates) as one tf.function; False runs one tf.function per update. Same maths.
+      concat_critic: score the real and fake batches in one critic call; the critic has no
+        batch-dependent layer, so this equals two calls. Same maths.
     """
 
     iters: int = 4001
@@ -123,6 +127,8 @@ class TrainConfig:
     beta1: float = 0.0
     beta2: float = 0.9
     epsilon: float = 1e-8
+    fused_iteration: bool = True
+    concat_critic: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

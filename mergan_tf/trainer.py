@@ -9,10 +9,11 @@ current task's label only; the replay generator is the previous task's snapshot,
 from __future__ import annotations
 
 import csv
-import json
+import dataclasses
 import os
+import shutil
 import time
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import keras
 import numpy as np
@@ -128,11 +129,12 @@ class Trainer:
         labels = tf.fill([b], tf.constant(label, tf.int32))
         return self.generator(self.rng.normal([b, self.cfg.model.z_dim]), labels), labels
 
-    def build_steps(self, task_index: int, g_opt, d_opt):
-        """The task's `generator_step()` and `critic_step(real, labels)` tf.functions.
+    def build_updates(self, task_index: int, g_opt, d_opt):
+        """The task's `generator_update()` and `critic_update(real, labels)` (traceable).
 
-        Traced once per task: the task's label, the replayed classes and their count are
-        Python constants of the trace.
+        Plain Python functions of tensor ops; `compile_iteration` wraps them in
+        `tf.function`, traced once per task: the task's label, the replayed classes and
+        their count are Python constants of the trace.
         """
         tc = self.cfg.train
         label = int(self.cfg.classes[task_index])
@@ -145,8 +147,7 @@ class Trainer:
         g_opt.build(g_vars)
         d_opt.build(d_vars)
 
-        @tf.function
-        def generator_step():
+        def generator_update():
             replay = self._replay(replay_labels, task_index)
             with tf.GradientTape() as tape:
                 fake, labels = self._fake_batch(label)
@@ -162,15 +163,13 @@ class Trainer:
             terms["loss/gen/total"] = total
             return terms
 
-        @tf.function
-        def critic_step(real, real_labels):
+        def critic_update(real, real_labels):
             fake, _ = self._fake_batch(label)
             fake = tf.stop_gradient(fake)
             alpha = self.rng.uniform([tc.batch_size, 1, 1, 1])
             replay = self._replay(replay_labels, task_index)
             with tf.GradientTape() as tape:
-                real_logits, real_class_logits = self.critic(real)
-                fake_logits, _ = self.critic(fake)
+                real_logits, real_class_logits, fake_logits = self._critic_real_fake(real, fake)
                 terms = {
                     "loss/critic/wasserstein": losses.wasserstein_critic_loss(real_logits, fake_logits),
                     "loss/critic/gp": tc.gp_weight * losses.gradient_penalty(
@@ -187,7 +186,43 @@ class Trainer:
                 tf.float32))
             return terms
 
-        return generator_step, critic_step
+        return generator_update, critic_update
+
+    def _critic_real_fake(self, real, fake):
+        """Critic logits of the real and fake batches: one call on [real; fake] (the
+        critic has no batch-dependent layer) or two calls (the straightforward path)."""
+        if not self.cfg.train.concat_critic:
+            real_logits, real_class_logits = self.critic(real)
+            return real_logits, real_class_logits, self.critic(fake)[0]
+        logits, class_logits = self.critic(tf.concat([real, fake], axis=0))
+        real_logits, fake_logits = tf.split(logits, 2)
+        return real_logits, class_logits[:tf.shape(real)[0]], fake_logits
+
+    def compile_iteration(self, generator_update, critic_update):
+        """`iteration(reals [K, B, ...], labels [K, B], with_generator)` for one outer
+        iteration: the generator update (when `with_generator`), then K critic updates.
+
+        Fused (default): one `tf.function` for the whole outer iteration, traced twice per
+        task (with and without the generator update), so no Python runs between the six
+        updates. Unfused: one `tf.function` per update, the straightforward path that the
+        tests compare the fused one against.
+        """
+        k_critic = self.cfg.train.critic_iters
+
+        def iteration(reals, labels, with_generator, g_fn, d_fn):
+            terms = dict(g_fn()) if with_generator else {}
+            for k in range(k_critic):
+                d_terms = d_fn(reals[k], labels[k])
+            terms.update(d_terms)
+            return terms
+
+        if self.cfg.train.fused_iteration:
+            fused = tf.function(lambda reals, labels, with_generator: iteration(
+                reals, labels, with_generator, generator_update, critic_update))
+            return lambda reals, labels, with_generator: fused(reals, labels, with_generator)
+        g_fn, d_fn = tf.function(generator_update), tf.function(critic_update)
+        return lambda reals, labels, with_generator: iteration(
+            reals, labels, with_generator, g_fn, d_fn)
 
     # ----------------------------------------------------------------- outputs
     def write_class_grids(self, task_index: int, iteration: int) -> None:
@@ -225,43 +260,64 @@ class Trainer:
 
     def train_task(self, task_index: int) -> None:
         """One task: its data, fresh optimizers, the iteration loop, the snapshot."""
+        task = self.start_task(task_index)
+        for iteration in range(self.cfg.train.iters):
+            terms = self.run_iteration(task, iteration)
+            self._after_iteration(task, iteration, terms)
+        self.write_snapshot(task_index, self.cfg.train.iters - 1)
+        self.method.after_task(self, task_index)
+
+    def start_task(self, task_index: int) -> "TaskState":
+        """Everything a task's iterations need: method set-up, optimizers, steps, data."""
         self.method.before_task(self, task_index)
         # Fresh Adam state at every task, as the release re-initialises its slots.
         self.g_opt, self.d_opt = g_opt, d_opt = self._make_optimizer(), self._make_optimizer()
-        generator_step, critic_step = self.build_steps(task_index, g_opt, d_opt)
+        iteration = self.compile_iteration(*self.build_updates(task_index, g_opt, d_opt))
         checkpoint = tf.train.CheckpointManager(
             tf.train.Checkpoint(generator=self.generator, critic=self.critic, g_opt=g_opt,
                                 d_opt=d_opt, rng=self.rng, global_step=self.global_step),
             os.path.join(self.run_dir, "checkpoints", f"task_{task_index + 1:02d}"), max_to_keep=2)
         cls = int(self.cfg.classes[task_index])
-        batches = iter(task_dataset(self.data, [cls], self.cfg.train.batch_size,
-                                    seed=self.cfg.seed * 1000 + task_index))
-        iters = self.cfg.train.iters
-        progress = Progress(task_index, len(self.cfg.classes), cls, iters)
-        for iteration in range(iters):
-            g_terms = generator_step() if iteration > 0 else {}
-            for _ in range(self.cfg.train.critic_iters):
-                real, labels = next(batches)
-                d_terms = critic_step(real, labels)
-            self.global_step.assign_add(1)
-            if iteration == 0:
-                self.write_real_grid(task_index, real)
-            self._after_iteration(task_index, iteration, {**g_terms, **d_terms}, checkpoint, progress)
-        self.write_snapshot(task_index, iters - 1)
-        self.method.after_task(self, task_index)
+        # K consecutive batches per outer iteration: the same sequence as K calls of next().
+        batches = task_dataset(self.data, [cls], self.cfg.train.batch_size,
+                               seed=self.cfg.seed * 1000 + task_index).batch(self.cfg.train.critic_iters)
+        return TaskState(index=task_index, iteration_fn=iteration, batches=iter(batches),
+                         checkpoint=checkpoint,
+                         progress=Progress(task_index, len(self.cfg.classes), cls, self.cfg.train.iters))
 
-    def _after_iteration(self, task_index, iteration, terms, checkpoint, progress) -> None:
+    def run_iteration(self, task: "TaskState", iteration: int) -> dict[str, tf.Tensor]:
+        """One outer iteration; the generator update is skipped at iteration 0 (release)."""
+        reals, labels = next(task.batches)
+        terms = task.iteration_fn(reals, labels, iteration > 0)
+        self.global_step.assign_add(1)
+        if iteration == 0:
+            self.write_real_grid(task.index, reals[-1])
+        return terms
+
+    def _after_iteration(self, task: "TaskState", iteration: int, terms) -> None:
         out = self.cfg.output
-        step = int(self.global_step.numpy())
-        if iteration < 10 or iteration % out.log_every == 0 or iteration == self.cfg.train.iters - 1:
+        last = iteration == self.cfg.train.iters - 1
+        if iteration < 10 or iteration % out.log_every == 0 or last:
+            step = int(self.global_step.numpy())
             values = {k: float(v) for k, v in terms.items()}
-            values["perf/iters_per_sec"] = progress.rate()
-            self.log.scalars(step, task_index + 1, iteration, values)
-            progress.report(iteration, values)
-        if should_sample(iteration, out.sample_every):
-            self.write_class_grids(task_index, iteration)
+            values["perf/iters_per_sec"] = task.progress.rate(iteration)
+            self.log.scalars(step, task.index + 1, iteration, values)
+            task.progress.report(iteration, values)
+        if should_sample(iteration, out.sample_every) or last:
+            self.write_class_grids(task.index, iteration)
         if iteration % out.checkpoint_every == 0:
-            checkpoint.save(checkpoint_number=iteration)
+            task.checkpoint.save(checkpoint_number=iteration)
+
+
+@dataclasses.dataclass
+class TaskState:
+    """What the iterations of one task share."""
+
+    index: int
+    iteration_fn: Callable
+    batches: Iterator
+    checkpoint: tf.train.CheckpointManager
+    progress: "Progress"
 
 
 class Progress:
@@ -271,19 +327,18 @@ class Progress:
         self.task_index, self.num_tasks, self.cls, self.iters = task_index, num_tasks, cls, iters
         self.start = time.time()
         self.last_report = 0.0
-        self.done = 0
 
-    def rate(self) -> float:
-        return self.done / max(time.time() - self.start, 1e-9)
+    def rate(self, iteration: int) -> float:
+        """Outer iterations per second since the task started."""
+        return (iteration + 1) / max(time.time() - self.start, 1e-9)
 
     def report(self, iteration: int, values: dict[str, float]) -> None:
-        self.done = iteration + 1
         now = time.time()
         if now - self.last_report < 10 and iteration != self.iters - 1:
             return
         self.last_report = now
-        rate = self.rate()
-        remaining = (self.iters - self.done) + (self.num_tasks - self.task_index - 1) * self.iters
+        rate = self.rate(iteration)
+        remaining = (self.iters - iteration - 1) + (self.num_tasks - self.task_index - 1) * self.iters
         eta = remaining / rate if rate > 0 else float("inf")
         logging.info(
             "task %d/%d (class %d) iter %d/%d | %.2f it/s | ETA %s | D %.3f G %s",
@@ -308,7 +363,7 @@ def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
             f"it or choose another --out_dir")
     if overwrite and os.path.isdir(run_dir):
         for sub in ("samples", "snapshots", "checkpoints", "tensorboard"):
-            _rmtree(os.path.join(run_dir, sub))
+            shutil.rmtree(os.path.join(run_dir, sub), ignore_errors=True)
         for name in ("scalars.csv", "config.json", "fixed_noise.npy"):
             path = os.path.join(run_dir, name)
             if os.path.exists(path):
@@ -323,13 +378,3 @@ def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
         raise PermissionError(f"cannot write to --out_dir {run_dir}: {e}; choose a writable directory") from e
 
 
-def _rmtree(path: str) -> None:
-    import shutil
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def json_dump(obj, path: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)

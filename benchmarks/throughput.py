@@ -1,0 +1,46 @@
+"""Milliseconds per outer iteration of the real trainer (1 generator + 5 critic updates).
+
+  python benchmarks/throughput.py --dataset mnist --data_dir ../shared/data/mnist \
+      --method ra --learned_classes 9 --iters 30
+
+The last line is exactly `ms_per_iter=<median>`.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from mergan_tf import benchmark, configs, data  # noqa: E402
+
+flags.DEFINE_string("dataset", "mnist", "Dataset preset.")
+flags.DEFINE_string("data_dir", None, "IDX / .mat directory (default: auto source).")
+flags.DEFINE_enum("method", "sft", list(configs.METHODS), "Method to time.")
+flags.DEFINE_integer("learned_classes", 0, "Classes already learned (replayed).")
+flags.DEFINE_integer("iters", 30, "Timed outer iterations.")
+flags.DEFINE_integer("warmup", 5, "Untimed outer iterations first (tracing).")
+flags.DEFINE_boolean("fused_iteration", True, "One tf.function per outer iteration.")
+flags.DEFINE_boolean("concat_critic", True, "One critic call on [real; fake].")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    d = data.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir, verbose=False)
+    print(f"data: {d.source}")
+    print(f"data pipeline: {benchmark.data_images_per_second(d):,.0f} images/s")
+    times = 1000 * benchmark.time_iterations(
+        d, FLAGS.method, FLAGS.learned_classes, FLAGS.iters, FLAGS.warmup,
+        fused_iteration=FLAGS.fused_iteration, concat_critic=FLAGS.concat_critic)
+    print(f"method={FLAGS.method} learned_classes={FLAGS.learned_classes} iters={FLAGS.iters} "
+          f"fused={FLAGS.fused_iteration} concat_critic={FLAGS.concat_critic}")
+    print(f"median {np.median(times):.1f} ms, min {times.min():.1f} ms, max {times.max():.1f} ms")
+    print(f"ms_per_iter={np.median(times):.1f}")
+
+
+if __name__ == "__main__":
+    app.run(main)

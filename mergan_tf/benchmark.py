@@ -1,0 +1,57 @@
+"""Throughput of the real trainer: milliseconds per outer iteration and data rate.
+
+Times `Trainer.run_iteration`, the code path of training, with the real data pipeline,
+after a warm-up, at a chosen number of already-learned classes (replay cost grows with it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+
+import numpy as np
+
+from mergan_tf import configs
+from mergan_tf.data import ImageData, task_dataset
+from mergan_tf.trainer import Trainer
+
+
+def trainer_at_task(data: ImageData, method: str, learned_classes: int, run_dir: str,
+                    **train_overrides) -> tuple[Trainer, object]:
+    """A Trainer positioned at task `learned_classes` (0-based) with its TaskState."""
+    cfg = configs.preset_config(data.name if data.name in configs.PRESETS else "mnist", method)
+    classes = cfg.classes[:learned_classes + 1]
+    cfg = configs.validate(cfg.replace(
+        classes=classes, out_dir=run_dir,
+        model=dataclasses.replace(cfg.model, channels=data.channels),
+        train=dataclasses.replace(cfg.train, **train_overrides)))
+    trainer = Trainer(cfg, data)
+    if learned_classes > 0:
+        trainer.write_snapshot(learned_classes - 1, 0)  # the replay generator's source
+    return trainer, trainer.start_task(learned_classes)
+
+
+def time_iterations(data: ImageData, method: str, learned_classes: int, iters: int,
+                    warmup: int = 5, **train_overrides) -> np.ndarray:
+    """Seconds of each of `iters` timed outer iterations (generator + critic updates)."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer, task = trainer_at_task(data, method, learned_classes, run_dir, **train_overrides)
+        times = []
+        for i in range(warmup + iters):
+            start = time.perf_counter()
+            terms = trainer.run_iteration(task, i + 1)  # i + 1: every iteration updates G
+            float(terms["loss/critic/total"])  # wait for the result
+            times.append(time.perf_counter() - start)
+        trainer.log.close()
+    return np.array(times[warmup:])
+
+
+def data_images_per_second(data: ImageData, batches: int = 200, batch_size: int = 64) -> float:
+    """Images per second that one task's tf.data pipeline delivers on its own."""
+    it = iter(task_dataset(data, [int(data.train_labels[0])], batch_size))
+    next(it)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * batch_size / (time.perf_counter() - start)
