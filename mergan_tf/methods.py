@@ -8,11 +8,11 @@ inside the compiled steps and use tensor ops only. The mathematics is in `losses
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import tensorflow as tf
 
-from mergan_tf import losses
+from mergan_tf import ewc, losses
 from mergan_tf.configs import MethodConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,11 +49,23 @@ class Method:
     def __init__(self, config: MethodConfig):
         self.config = config
 
+    def tasks(self, classes: Sequence[int]) -> list[tuple[int, ...]]:
+        """The classes of each task: one class per task (the sequential setting)."""
+        return [(int(c),) for c in classes]
+
+    def setup(self, trainer: "Trainer") -> None:
+        """Runs once when the trainer is built: create any state to checkpoint."""
+
+    def checkpoint_objects(self) -> dict:
+        """Trackable method state saved in task snapshots and training checkpoints."""
+        return {}
+
     def before_task(self, trainer: "Trainer", task_index: int) -> None:
         """Runs eagerly before the task's first iteration."""
 
     def after_task(self, trainer: "Trainer", task_index: int) -> None:
-        """Runs eagerly after the task's snapshot is written."""
+        """Runs eagerly after the task's last iteration, before its snapshot is written
+        (so state computed here is saved with the snapshot)."""
 
     def generator_extra_loss(self, generator, critic,
                              replay: Optional[ReplayBatch]) -> dict[str, tf.Tensor]:
@@ -64,6 +76,54 @@ class Method:
                           replay: Optional[ReplayBatch]) -> dict[str, tf.Tensor]:
         """Extra critic-loss terms, keyed by log name (tensor ops only)."""
         return {}
+
+
+class JointTraining(Method):
+    """JT, the non-sequential upper bound (release `joint.py`): one task with every class
+    of the sequence; real batches mix the classes and fake labels are uniform over them."""
+
+    name = "jt"
+
+    def tasks(self, classes: Sequence[int]) -> list[tuple[int, ...]]:
+        return [tuple(int(c) for c in classes)]
+
+
+class ElasticWeightConsolidation(Method):
+    """EWC for GANs (paper Eq. 9, Seff et al. 2017): a quadratic penalty that keeps the
+    generator near its weights at the end of the previous task, weighted by a diagonal
+    Fisher estimated after each task (see `mergan_tf.ewc` for the estimator)."""
+
+    name = "ewc"
+
+    def __init__(self, config: MethodConfig):
+        super().__init__(config)
+        self.fisher: list[tf.Variable] = []
+        self.anchor: list[tf.Variable] = []
+        self._fisher_fn = None
+
+    def setup(self, trainer: "Trainer") -> None:
+        params = trainer.generator.trainable_variables
+        self.fisher = [tf.Variable(tf.zeros_like(p), trainable=False, name="ewc_fisher") for p in params]
+        self.anchor = [tf.Variable(p, trainable=False, name="ewc_anchor") for p in params]
+
+    def checkpoint_objects(self) -> dict:
+        return {"ewc_fisher": self.fisher, "ewc_anchor": self.anchor}
+
+    def generator_extra_loss(self, generator, critic, replay):
+        # Zero on task 1: the Fisher is still all zeros.
+        return {"loss/gen/ewc": losses.ewc_penalty(generator.trainable_variables, self.anchor,
+                                                   self.fisher, self.config.ewc_lambda)}
+
+    def after_task(self, trainer: "Trainer", task_index: int) -> None:
+        if self._fisher_fn is None:
+            self._fisher_fn = ewc.make_fisher_fn(trainer.generator, trainer.critic)
+        fisher = ewc.estimate_fisher(trainer.generator, trainer.critic,
+                                     trainer.learned_classes(task_index), self.config.ewc_samples,
+                                     trainer.rng, fisher_fn=self._fisher_fn)
+        for var, new in zip(self.fisher, fisher):
+            var.assign(var + new if self.config.ewc_accumulate else new)
+        for var, param in zip(self.anchor, trainer.generator.trainable_variables):
+            var.assign(param)
 
 
 class ReplayMethod(Method):
@@ -121,7 +181,8 @@ class JointTrainingWithReplay(ReplayMethod):
             self.config.jtr_divide_by_t)}
 
 
-METHOD_CLASSES = {cls.name: cls for cls in (Method, ReplayAlignment, JointTrainingWithReplay)}
+METHOD_CLASSES = {cls.name: cls for cls in (Method, JointTraining, ElasticWeightConsolidation,
+                                             ReplayAlignment, JointTrainingWithReplay)}
 
 
 def make_method(config: MethodConfig) -> Method:

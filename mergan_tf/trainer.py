@@ -69,10 +69,13 @@ class Trainer:
     Args:
       config: the resolved, validated run configuration.
       data: the dataset (all classes; each task's pipeline selects its class).
+      monitor: optional `evaluation.monitor.ForgettingMonitor`, called every
+        `output.eval_every` iterations with the learned classes.
     """
 
-    def __init__(self, config: RunConfig, data: ImageData):
+    def __init__(self, config: RunConfig, data: ImageData, monitor=None):
         self.cfg = config
+        self.monitor = monitor  # a ForgettingMonitor, used when output.eval_every > 0
         self.data = data
         self.run_dir = config.out_dir
         keras.utils.set_random_seed(config.seed)
@@ -80,6 +83,9 @@ class Trainer:
         self.replay_generator, _ = snapshots.build_models(config)
         self.replay_generator.trainable = False
         self.method = make_method(config.method)
+        # The classes of each task: one each for the sequential methods, all at once for JT.
+        self.tasks: list[tuple[int, ...]] = self.method.tasks(config.classes)
+        self.method.setup(self)
         self.rng = tf.random.Generator.from_seed(config.seed)
         self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.fixed_noise = self._fixed_noise()
@@ -106,9 +112,19 @@ class Trainer:
         return keras.optimizers.Adam(learning_rate=t.learning_rate, beta_1=t.beta1,
                                      beta_2=t.beta2, epsilon=t.epsilon)
 
+    def learned_classes(self, task_index: int) -> tuple[int, ...]:
+        """Classes learned by the end of task `task_index` (0-based), in task order."""
+        return tuple(c for task in self.tasks[:task_index + 1] for c in task)
+
+    def snapshot_number(self, task_index: int) -> int:
+        """The snapshot name of a task: the number of classes learned by its end (the
+        paper's "after task N"; equal to task_index + 1 for one class per task)."""
+        return len(self.learned_classes(task_index))
+
     def restore_replay_generator(self, task_index: int) -> None:
         """Loads the snapshot written at the end of task `task_index` (0-based), frozen."""
-        snapshots.restore_into(self.run_dir, task_index + 1, generator=self.replay_generator)
+        snapshots.restore_into(self.run_dir, self.snapshot_number(task_index),
+                               generator=self.replay_generator)
         self.replay_generator.trainable = False
 
     def replay_size(self, task_index: int) -> int:
@@ -124,9 +140,15 @@ class Trainer:
         old = tf.stop_gradient(self.replay_generator(z, replay_labels, num_groups=t))
         return ReplayBatch(z=z, labels=replay_labels, old=old, num_classes=t)
 
-    def _fake_batch(self, label: int):
+    def _fake_batch(self, task_classes: tuple[int, ...]):
+        """A batch of fakes: all of the task's class (release), or labels drawn uniformly
+        from the task's classes (joint training)."""
         b = self.cfg.train.batch_size
-        labels = tf.fill([b], tf.constant(label, tf.int32))
+        if len(task_classes) == 1:
+            labels = tf.fill([b], tf.constant(task_classes[0], tf.int32))
+        else:
+            pick = self.rng.uniform([b], 0, len(task_classes), dtype=tf.int32)
+            labels = tf.gather(tf.constant(task_classes, tf.int32), pick)
         return self.generator(self.rng.normal([b, self.cfg.model.z_dim]), labels), labels
 
     def build_updates(self, task_index: int, g_opt, d_opt):
@@ -137,11 +159,12 @@ class Trainer:
         their count are Python constants of the trace.
         """
         tc = self.cfg.train
-        label = int(self.cfg.classes[task_index])
+        task_classes = self.tasks[task_index]
         replay_labels = None
         if self.method.needs_replay and task_index > 0:
             n = self.replay_size(task_index)
-            replay_labels = tf.constant(np.repeat(self.cfg.classes[:task_index], n), tf.int32)
+            previous = self.learned_classes(task_index - 1)
+            replay_labels = tf.constant(np.repeat(previous, n), tf.int32)
         g_vars = self.generator.trainable_variables
         d_vars = self.critic.trainable_variables
         g_opt.build(g_vars)
@@ -150,7 +173,7 @@ class Trainer:
         def generator_update():
             replay = self._replay(replay_labels, task_index)
             with tf.GradientTape() as tape:
-                fake, labels = self._fake_batch(label)
+                fake, labels = self._fake_batch(task_classes)
                 fake_logits, fake_class_logits = self.critic(fake)
                 terms = {
                     "loss/gen/wasserstein": losses.wasserstein_generator_loss(fake_logits),
@@ -164,7 +187,7 @@ class Trainer:
             return terms
 
         def critic_update(real, real_labels):
-            fake, _ = self._fake_batch(label)
+            fake, _ = self._fake_batch(task_classes)
             fake = tf.stop_gradient(fake)
             alpha = self.rng.uniform([tc.batch_size, 1, 1, 1])
             replay = self._replay(replay_labels, task_index)
@@ -228,24 +251,25 @@ class Trainer:
     def write_class_grids(self, task_index: int, iteration: int) -> None:
         """One grid of the fixed noise per learned class (release: Task_{t}_Iter_{i}_{c}.png)."""
         n = int(self.fixed_noise.shape[0])
-        for c in self.cfg.classes[:task_index + 1]:
+        for c in self.learned_classes(task_index):
             fake = self._sample(self.fixed_noise, tf.fill([n], tf.constant(int(c), tf.int32)))
             grid = image_lib.make_grid(image_lib.to_uint8(fake.numpy()))
-            name = f"Task_{task_index + 1}_Iter_{iteration}_{c}.png"
+            name = f"Task_{self.snapshot_number(task_index)}_Iter_{iteration}_{c}.png"
             image_lib.save_png(grid, os.path.join(self.run_dir, "samples", name))
             self.log.image(int(self.global_step.numpy()), f"samples/class_{c}", grid)
 
     def write_real_grid(self, task_index: int, real: tf.Tensor) -> None:
         grid = image_lib.make_grid(from_model_range(real.numpy()))
-        cls = self.cfg.classes[task_index]
-        image_lib.save_png(grid, os.path.join(self.run_dir, "samples", f"samples_groundtruth_{cls}.png"))
+        name = "_".join(str(c) for c in self.tasks[task_index])
+        image_lib.save_png(grid, os.path.join(self.run_dir, "samples", f"samples_groundtruth_{name}.png"))
 
     def write_snapshot(self, task_index: int, iteration: int) -> None:
-        info = {"task": task_index + 1, "classes": list(self.cfg.classes[:task_index + 1]),
+        number = self.snapshot_number(task_index)
+        info = {"task": number, "classes": list(self.learned_classes(task_index)),
                 "method": self.cfg.method.name, "dataset": self.cfg.data.dataset,
                 "iteration": iteration, "global_step": int(self.global_step.numpy())}
-        snapshots.write_snapshot(self.run_dir, task_index + 1,
-                                 {"generator": self.generator, "critic": self.critic}, info)
+        snapshots.write_snapshot(self.run_dir, number, {"generator": self.generator, "critic": self.critic,
+                                                        **self.method.checkpoint_objects()}, info)
 
     # ----------------------------------------------------------------- loops
     def train(self, start_task: int = 0) -> None:
@@ -253,7 +277,7 @@ class Trainer:
         with open(os.path.join(self.run_dir, "config.json"), "w") as f:
             f.write(self.cfg.to_json())
         try:
-            for t in range(start_task, len(self.cfg.classes)):
+            for t in range(start_task, len(self.tasks)):
                 self.train_task(t)
         finally:
             self.log.close()
@@ -264,8 +288,8 @@ class Trainer:
         for iteration in range(self.cfg.train.iters):
             terms = self.run_iteration(task, iteration)
             self._after_iteration(task, iteration, terms)
-        self.write_snapshot(task_index, self.cfg.train.iters - 1)
         self.method.after_task(self, task_index)
+        self.write_snapshot(task_index, self.cfg.train.iters - 1)
 
     def start_task(self, task_index: int) -> "TaskState":
         """Everything a task's iterations need: method set-up, optimizers, steps, data."""
@@ -275,15 +299,17 @@ class Trainer:
         iteration = self.compile_iteration(*self.build_updates(task_index, g_opt, d_opt))
         checkpoint = tf.train.CheckpointManager(
             tf.train.Checkpoint(generator=self.generator, critic=self.critic, g_opt=g_opt,
-                                d_opt=d_opt, rng=self.rng, global_step=self.global_step),
-            os.path.join(self.run_dir, "checkpoints", f"task_{task_index + 1:02d}"), max_to_keep=2)
-        cls = int(self.cfg.classes[task_index])
+                                d_opt=d_opt, rng=self.rng, global_step=self.global_step,
+                                **self.method.checkpoint_objects()),
+            os.path.join(self.run_dir, "checkpoints", f"task_{self.snapshot_number(task_index):02d}"),
+            max_to_keep=2)
+        classes = self.tasks[task_index]
         # K consecutive batches per outer iteration: the same sequence as K calls of next().
-        batches = task_dataset(self.data, [cls], self.cfg.train.batch_size,
+        batches = task_dataset(self.data, classes, self.cfg.train.batch_size,
                                seed=self.cfg.seed * 1000 + task_index).batch(self.cfg.train.critic_iters)
         return TaskState(index=task_index, iteration_fn=iteration, batches=iter(batches),
                          checkpoint=checkpoint,
-                         progress=Progress(task_index, len(self.cfg.classes), cls, self.cfg.train.iters))
+                         progress=Progress(task_index, len(self.tasks), classes, self.cfg.train.iters))
 
     def run_iteration(self, task: "TaskState", iteration: int) -> dict[str, tf.Tensor]:
         """One outer iteration; the generator update is skipped at iteration 0 (release)."""
@@ -301,12 +327,15 @@ class Trainer:
             step = int(self.global_step.numpy())
             values = {k: float(v) for k, v in terms.items()}
             values["perf/iters_per_sec"] = task.progress.rate(iteration)
-            self.log.scalars(step, task.index + 1, iteration, values)
+            self.log.scalars(step, self.snapshot_number(task.index), iteration, values)
             task.progress.report(iteration, values)
         if should_sample(iteration, out.sample_every) or last:
             self.write_class_grids(task.index, iteration)
         if iteration % out.checkpoint_every == 0:
             task.checkpoint.save(checkpoint_number=iteration)
+        if self.monitor is not None and out.eval_every and (iteration % out.eval_every == 0 or last):
+            self.monitor(self._sample, self.learned_classes(task.index), int(self.global_step.numpy()),
+                         self.snapshot_number(task.index), iteration, self.log)
 
 
 @dataclasses.dataclass
@@ -323,8 +352,9 @@ class TaskState:
 class Progress:
     """A log line with rate and ETA, every ~10 seconds and at the end of a task."""
 
-    def __init__(self, task_index: int, num_tasks: int, cls: int, iters: int):
-        self.task_index, self.num_tasks, self.cls, self.iters = task_index, num_tasks, cls, iters
+    def __init__(self, task_index: int, num_tasks: int, classes: tuple[int, ...], iters: int):
+        self.task_index, self.num_tasks, self.iters = task_index, num_tasks, iters
+        self.classes = ",".join(str(c) for c in classes)
         self.start = time.time()
         self.last_report = 0.0
 
@@ -341,8 +371,8 @@ class Progress:
         remaining = (self.iters - iteration - 1) + (self.num_tasks - self.task_index - 1) * self.iters
         eta = remaining / rate if rate > 0 else float("inf")
         logging.info(
-            "task %d/%d (class %d) iter %d/%d | %.2f it/s | ETA %s | D %.3f G %s",
-            self.task_index + 1, self.num_tasks, self.cls, iteration, self.iters, rate,
+            "task %d/%d (class %s) iter %d/%d | %.2f it/s | ETA %s | D %.3f G %s",
+            self.task_index + 1, self.num_tasks, self.classes, iteration, self.iters, rate,
             _fmt_seconds(eta), values.get("loss/critic/total", float("nan")),
             f"{values['loss/gen/total']:.3f}" if "loss/gen/total" in values else "-")
 

@@ -14,7 +14,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAG_DEFAULTS = dict(dataset="mnist", method="sft", iters=None, tasks=None, classes=None,
                      ra_factor=None, data_dir=None, data_source="auto", out_dir=None, seed=0,
                      sample_every=None, checkpoint_every=None, log_every=None, batch_size=None,
-                     model_dim=None, acgan_scale=None)
+                     model_dim=None, acgan_scale=None, eval_every=None,
+                     evaluator_dir=None, min_evaluator_accuracy=None, ewc_lambda=None,
+                     ewc_samples=None, ewc_accumulate=None)
 
 
 def resolve(**overrides):
