@@ -1,0 +1,272 @@
+"""SavedModel samplers: a task snapshot's generator as a self-contained `tf.saved_model`.
+
+`export_snapshot(run_dir, task)` writes `<run>/export/task_NN/` (a SavedModel plus
+`export.json`); loading it needs TensorFlow only, no `mergan_tf`:
+
+    sampler = tf.saved_model.load("runs/mnist_ra/export/task_10")
+    images = sampler.sample_class(64, 3, 1)        # uint8 [64, 32, 32, 1], seed 1
+    meta = json.loads(sampler.metadata_json.numpy())
+
+Batch statistics: the generator's conditional batch norm always normalises with the
+statistics of the batch it is given, as the release does, so an image depends on the
+other images of its call. `sample(z, labels)` treats the whole request as ONE batch;
+`sample_per_class(z, labels)` normalises each class of the request as its own batch, as
+the release and the trainer's grids do (one class per batch), and returns the images in
+the request's order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import shutil
+from typing import Any, Iterator
+
+import tensorflow as tf
+from absl import logging as absl_logging
+
+from mergan_tf import data as data_lib
+from mergan_tf import snapshots
+from mergan_tf.configs import RunConfig
+
+EXPORT_FORMAT = "mergan_tf.sampler/1"
+EXPORT_JSON = "export.json"
+BATCH_STATISTICS_NOTE = (
+    "The generator's conditional batch norm always uses the statistics of the batch it is "
+    "given (as the release does), so an image depends on the other images generated in "
+    "the same call. sample(z, labels) normalises the whole request as one batch; "
+    "sample_per_class(z, labels) and sample_class(n, label, seed) normalise each class as "
+    "its own batch, as the release and the training grids do. The release trains on "
+    "batches of 64 and draws its grids as batches of 100 per class; much smaller batches "
+    "(a few images) get noisier statistics and differ visibly from those images.")
+FUNCTIONS = {
+    "sample(z float32[N,z_dim], labels int32[N])": "uint8 [N,H,W,C]; the request is one batch",
+    "sample_per_class(z float32[N,z_dim], labels int32[N])":
+        "uint8 [N,H,W,C]; each class its own batch, in the request's order",
+    "sample_class(n int32, label int32, seed int64)":
+        "uint8 [n,H,W,C]; z = noise(n, seed), one batch of one class",
+    "noise(n int32, seed int64)": "float32 [n,z_dim]; stateless N(0, I) from the seed",
+}
+
+
+def uint8_images(images: tf.Tensor) -> tf.Tensor:
+    """[-1, 1] floats to uint8 as the release writes samples: round((x + 1) * 127.5)."""
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+class SamplerModule(tf.Module):
+    """A generator with `tf.function` samplers that have fixed input signatures.
+
+    Args:
+      generator: a built `mergan_tf.models.dcgan32.Generator` (weights restored).
+      metadata: JSON-serialisable description, stored as the string variable
+        `metadata_json` (readable after `tf.saved_model.load`).
+    """
+
+    def __init__(self, generator, metadata: dict[str, Any], name: str = "mergan_sampler"):
+        super().__init__(name=name)
+        # The Keras model itself is not tracked: Keras 3 would add a one-input
+        # `serving_default` to it on save, which the two-input generator cannot trace. Its
+        # variables are tracked instead, and the functions below capture them.
+        self._generate = generator.__call__
+        self.generator_variables = list(generator.variables)
+        self._z_dim = int(generator.z_dim)
+        self._num_label_slots = int(generator.num_classes)
+        self._image_shape = [int(generator.image_size), int(generator.image_size),
+                             int(generator.channels)]
+        self.metadata_json = tf.Variable(json.dumps(metadata, sort_keys=True), trainable=False,
+                                         dtype=tf.string, name="metadata_json")
+        z = tf.TensorSpec([None, self._z_dim], tf.float32, name="z")
+        labels = tf.TensorSpec([None], tf.int32, name="labels")
+        n = tf.TensorSpec([], tf.int32, name="n")
+        seed = tf.TensorSpec([], tf.int64, name="seed")
+        label = tf.TensorSpec([], tf.int32, name="label")
+        self.sample = tf.function(self._sample, input_signature=[z, labels])
+        self.sample_per_class = tf.function(self._sample_per_class, input_signature=[z, labels])
+        self.noise = tf.function(self._noise, input_signature=[n, seed])
+        self.sample_class = tf.function(self._sample_class, input_signature=[n, label, seed])
+
+    def _checked(self, z: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(z, labels) after the checks the input signature cannot express."""
+        slots = self._num_label_slots
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(z)[0], tf.shape(labels)[0],
+                message="z and labels must have the same number of rows (one label per z)"),
+            tf.debugging.assert_non_negative(labels, message=f"labels must be in [0, {slots})"),
+            tf.debugging.assert_less(labels, slots, message=f"labels must be in [0, {slots})"),
+        ]
+        with tf.control_dependencies(checks):  # so they fail before the generator does
+            return tf.identity(z), tf.identity(labels)
+
+    def _sample(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        """uint8 images of (z, labels), the whole request normalised as one batch."""
+        z, labels = self._checked(z, labels)
+        return uint8_images(self._generate(z, labels))
+
+    def _sample_per_class(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        """uint8 images of (z, labels), each class normalised as its own batch.
+
+        A `tf.while_loop` over the request's distinct labels: each class's rows are
+        gathered (in request order), generated in one call and scattered back, so the
+        result equals one generator call per class, whatever labels the request holds.
+        """
+        z, labels = self._checked(z, labels)
+        classes, _ = tf.unique(labels)
+        out = tf.zeros(tf.concat([tf.shape(labels), self._image_shape], axis=0))
+
+        def body(i, out):
+            rows = tf.where(tf.equal(labels, classes[i]))
+            images = self._generate(tf.gather_nd(z, rows), tf.gather_nd(labels, rows))
+            return i + 1, tf.tensor_scatter_nd_update(out, rows, images)
+
+        _, out = tf.while_loop(lambda i, _: i < tf.size(classes), body, [tf.constant(0), out])
+        return uint8_images(out)
+
+    def _noise(self, n: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """float32 [n, z_dim] from N(0, I), a pure function of (n, seed)."""
+        n = _checked_count(n)
+        return tf.random.stateless_normal(tf.stack([n, self._z_dim]),
+                                          seed=tf.stack([seed, tf.constant(0, tf.int64)]))
+
+    def _sample_class(self, n: tf.Tensor, label: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """n uint8 images of one class from `noise(n, seed)`, one batch."""
+        n = _checked_count(n)
+        return self._sample(self._noise(n, seed), tf.fill(tf.reshape(n, [1]), label))
+
+
+def _checked_count(n: tf.Tensor) -> tf.Tensor:
+    """`n` once it is known to be >= 0 (before any op that would fail less clearly)."""
+    with tf.control_dependencies([tf.debugging.assert_non_negative(n, message="n must be >= 0")]):
+        return tf.identity(n)
+
+
+def export_dir(run_dir: str, task: int) -> str:
+    """Default export directory of the snapshot after `task` tasks."""
+    return os.path.join(run_dir, "export", f"task_{task:02d}")
+
+
+def class_names(dataset: str, num_label_slots: int) -> list[str]:
+    """Names of the label slots: the dataset's names, else the digits 0..num_slots-1."""
+    names = list(data_lib._CLASS_NAMES.get(dataset, ()))  # noqa: SLF001 (the one table)
+    return names + [str(i) for i in range(len(names), num_label_slots)]
+
+
+def export_metadata(cfg: RunConfig, info: dict[str, Any], run_dir: str) -> dict[str, Any]:
+    """What a user of an exported sampler needs to know, as one JSON-able dict."""
+    m = cfg.model
+    return {
+        "format": EXPORT_FORMAT,
+        "dataset": cfg.data.dataset,
+        "class_names": class_names(cfg.data.dataset, m.num_label_slots),
+        "task_order": list(cfg.classes),
+        "learned_classes": list(info["classes"]),
+        "method": info.get("method", cfg.method.name),
+        "task": int(info["task"]),
+        "num_tasks": len(cfg.classes),
+        "iteration": info.get("iteration"),
+        "global_step": info.get("global_step"),
+        "z_dim": m.z_dim,
+        "image_shape": [m.image_size, m.image_size, m.channels],
+        "num_label_slots": m.num_label_slots,
+        "pixel_values": "uint8 = round((x + 1) * 127.5) of the generator's tanh output x",
+        "batch_statistics": BATCH_STATISTICS_NOTE,
+        "functions": FUNCTIONS,
+        "source_run_dir": os.path.abspath(run_dir),
+        "run_config": cfg.to_dict(),
+    }
+
+
+@contextlib.contextmanager
+def _python_random_preserved() -> Iterator[None]:
+    """Keras draws initializer seeds from Python's `random`; building the export's model
+    must not shift the random stream of a training run that calls the export."""
+    state = random.getstate()
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
+def build_sampler(run_dir: str, task: int) -> SamplerModule:
+    """A SamplerModule of the snapshot after `task` tasks, with its metadata."""
+    cfg = snapshots.load_run_config(run_dir)
+    with _python_random_preserved():
+        generator, info = snapshots.load_generator(run_dir, task)
+    return SamplerModule(generator, export_metadata(cfg, info, run_dir))
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow_logger() -> Iterator[None]:
+    """Keeps `tf.saved_model.save`'s INFO lines out of a training run's log."""
+    logger = logging.getLogger("tensorflow")
+    level, verbosity = logger.level, absl_logging.get_verbosity()
+    logger.setLevel(max(level, logging.WARNING))
+    absl_logging.set_verbosity(min(verbosity, absl_logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        absl_logging.set_verbosity(verbosity)
+
+
+def _replace_dir(tmp: str, final: str) -> None:
+    """Moves the complete directory `tmp` to `final`, replacing an older export."""
+    old = f"{final}.old-{os.getpid()}"
+    if os.path.exists(final):
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_snapshot(run_dir: str, task: int, out_dir: str | None = None) -> str:
+    """Exports the snapshot after `task` tasks as a SavedModel sampler.
+
+    Written under a temporary name beside `out_dir` and renamed when complete, so a
+    reader never sees a half-written export. Takes a few seconds on a CPU.
+
+    Args:
+      run_dir: the run directory (with `config.json` and `snapshots/task_NN`).
+      task: 1-based task number of the snapshot.
+      out_dir: destination; default `<run_dir>/export/task_NN`.
+
+    Returns:
+      The export directory (holding `saved_model.pb`, `variables/`, `export.json`).
+
+    Raises:
+      snapshots.SnapshotError: no such snapshot, or it does not fit the run's model.
+    """
+    sampler = build_sampler(run_dir, task)
+    final = os.path.abspath(out_dir or export_dir(run_dir, task))
+    tmp = f"{final}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    with _quiet_tensorflow_logger():
+        tf.saved_model.save(sampler, tmp)
+    with open(os.path.join(tmp, EXPORT_JSON), "w") as f:
+        json.dump(json.loads(sampler.metadata_json.numpy()), f, indent=2, sort_keys=True)
+    _replace_dir(tmp, final)
+    return final
+
+
+def export_run(run_dir: str, out_root: str | None = None) -> list[str]:
+    """Exports every task snapshot of a run; returns the export directories.
+
+    Args:
+      run_dir: the run directory.
+      out_root: parent of the `task_NN` exports; default `<run_dir>/export`.
+    """
+    tasks = snapshots.list_snapshots(run_dir)
+    if not tasks:
+        raise snapshots.SnapshotError(f"no task snapshots in {run_dir}/snapshots to export")
+    root = out_root or os.path.join(run_dir, "export")
+    return [export_snapshot(run_dir, t, os.path.join(root, f"task_{t:02d}")) for t in tasks]
+
+
+def read_export_metadata(path: str) -> dict[str, Any]:
+    """The `export.json` of an export directory."""
+    with open(os.path.join(path, EXPORT_JSON)) as f:
+        return json.load(f)

@@ -1,0 +1,230 @@
+"""Qualitative figures of a run: Figure 3, the "remembering" mosaic (Fig. 5), the GIF.
+
+- Figure 3: after the last task, rows = classes, columns = latent vectors (same z in
+  every row).
+- Remembering mosaic (the paper's Fig. 5): per run, rows = classes, columns = the
+  snapshot after each task, one block per latent vector; runs side by side, titled by
+  method.
+- Training GIF (the release's `mnist.gif`): one frame per (task, iteration) of the run's
+  `samples/Task_{t}_Iter_{i}_{c}.png` grids, in training order.
+
+Images are generated as the trainer's grids are: each class is one batch of the run's
+100 fixed latent vectors (`fixed_noise.npy`, batch statistics depend on the batch), and
+the first columns are shown, so a Figure 3 row equals the first row of the last grid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterator, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+from mergan_tf import images as image_lib  # noqa: E402
+from mergan_tf import snapshots  # noqa: E402
+
+_SAMPLE_RE = re.compile(r"^Task_(\d+)_Iter_(\d+)_(\d+)\.png$")
+_UNLEARNED_GRAY = 96  # cells of classes a snapshot has not learned yet
+
+
+def fixed_noise(run_dir: str) -> np.ndarray:
+    """The run's fixed latent vectors [100, z_dim] (those of every training grid)."""
+    path = os.path.join(run_dir, "fixed_noise.npy")
+    if not os.path.exists(path):
+        raise snapshots.SnapshotError(f"{run_dir} has no fixed_noise.npy; is it a run directory?")
+    return np.load(path).astype(np.float32)
+
+
+def class_images(generator, noise: np.ndarray, cls: int) -> np.ndarray:
+    """uint8 [N, H, W, C] images of one class: the whole `noise` as one batch."""
+    labels = tf.fill([noise.shape[0]], tf.constant(int(cls), tf.int32))
+    return image_lib.to_uint8(generator(tf.constant(noise), labels).numpy())
+
+
+def snapshot_generators(run_dir: str) -> Iterator[tuple[int, object, dict]]:
+    """(task, generator, snapshot info) for every snapshot, restored into one model."""
+    tasks = snapshots.list_snapshots(run_dir)
+    if not tasks:
+        raise snapshots.SnapshotError(f"no task snapshots in {run_dir}/snapshots")
+    generator, info = snapshots.load_generator(run_dir, tasks[0])
+    yield tasks[0], generator, info
+    for task in tasks[1:]:
+        yield task, generator, snapshots.restore_into(run_dir, task, generator=generator)
+
+
+def figure3_grid(run_dir: str, num_z: int = 10, pad: int = 2) -> np.ndarray:
+    """Figure 3 of one run: rows = classes learned by the last snapshot, columns =
+    the first `num_z` fixed latent vectors. Returns a uint8 [H, W, C] image."""
+    noise = fixed_noise(run_dir)
+    if not 0 < num_z <= len(noise):
+        raise ValueError(f"num_z must be in 1..{len(noise)}, got {num_z}")
+    last = snapshots.list_snapshots(run_dir)[-1:]
+    if not last:
+        raise snapshots.SnapshotError(f"no task snapshots in {run_dir}/snapshots")
+    generator, info = snapshots.load_generator(run_dir, last[0])
+    rows = [class_images(generator, noise, c)[:num_z] for c in info["classes"]]
+    return image_lib.make_grid(np.concatenate(rows), rows=len(rows), pad=pad)
+
+
+def remembering_mosaic(run_dir: str, z_indices: Sequence[int] = (0, 1),
+                       pad: int = 2) -> tuple[np.ndarray, list[int], list[int]]:
+    """One run's block of the remembering figure.
+
+    Returns:
+      (uint8 image, classes, tasks): one block per z index stacked vertically; in a
+      block, rows = the run's classes in task order, columns = the snapshot after each
+      task, the same latent vector everywhere; gray where a class is not learned yet.
+    """
+    cfg = snapshots.load_run_config(run_dir)
+    noise = fixed_noise(run_dir)
+    classes = list(cfg.classes)
+    shape = (cfg.model.image_size, cfg.model.image_size, cfg.model.channels)
+    cells = {}  # (class, task) -> uint8 images of the chosen z indices
+    tasks = []
+    for task, generator, info in snapshot_generators(run_dir):
+        tasks.append(task)
+        for c in info["classes"]:
+            cells[(c, task)] = class_images(generator, noise, c)[list(z_indices)]
+    blank = np.full(shape, _UNLEARNED_GRAY, np.uint8)
+    blocks = []
+    for k in range(len(z_indices)):
+        tiles = [cells[(c, t)][k] if (c, t) in cells else blank for c in classes for t in tasks]
+        blocks.append(image_lib.make_grid(np.stack(tiles), rows=len(classes), pad=pad))
+    gap = np.full((4 * pad, blocks[0].shape[1], shape[2]), 255, np.uint8)
+    stacked = [part for block in blocks for part in (block, gap)][:-1]
+    return np.concatenate(stacked), classes, tasks
+
+
+def _run_title(run_dir: str) -> str:
+    cfg = snapshots.load_run_config(run_dir)
+    return f"{cfg.method.name.upper()}\n{os.path.basename(os.path.normpath(run_dir))}"
+
+
+def save_remembering_figure(run_dirs: Sequence[str], out_path: str,
+                            z_indices: Sequence[int] = (0, 1), pad: int = 2) -> str:
+    """The remembering mosaics of several runs side by side, titled by method."""
+    fig, axes = plt.subplots(1, len(run_dirs), squeeze=False,
+                             figsize=(2.2 + 2.2 * len(run_dirs), 2.5 + 1.6 * len(z_indices)))
+    for ax, run_dir in zip(axes[0], run_dirs):
+        mosaic, classes, tasks = remembering_mosaic(run_dir, z_indices, pad)
+        ax.imshow(mosaic[..., 0] if mosaic.shape[-1] == 1 else mosaic, cmap="gray",
+                  vmin=0, vmax=255, interpolation="nearest")
+        cell_w = mosaic.shape[1] / len(tasks)
+        ax.set_xticks([(i + 0.5) * cell_w for i in range(len(tasks))],
+                      [str(t) for t in tasks], fontsize=7)
+        block_h = (mosaic.shape[0] + 4 * pad) / len(z_indices)  # blocks + their gaps
+        cell_h = (block_h - 4 * pad) / len(classes)
+        ax.set_yticks([k * block_h + (i + 0.5) * cell_h for k in range(len(z_indices))
+                       for i in range(len(classes))], [str(c) for c in classes] * len(z_indices),
+                      fontsize=7)
+        ax.set_xlabel("after task")
+        ax.set_title(_run_title(run_dir), fontsize=9)
+    axes[0][0].set_ylabel("class (one block per latent vector)")
+    fig.tight_layout()
+    return _save_matplotlib(fig, out_path)
+
+
+def _save_matplotlib(fig, out_path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    tmp = f"{out_path}.tmp-{os.getpid()}.png"
+    fig.savefig(tmp, dpi=150)
+    plt.close(fig)
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def sample_frames(run_dir: str) -> list[tuple[int, int, dict[int, str]]]:
+    """(task, iteration, {class: grid PNG}) of the run's sample grids, in training order."""
+    root = os.path.join(run_dir, "samples")
+    frames: dict[tuple[int, int], dict[int, str]] = {}
+    for name in os.listdir(root) if os.path.isdir(root) else []:
+        m = _SAMPLE_RE.match(name)
+        if m:
+            task, iteration, cls = (int(g) for g in m.groups())
+            frames.setdefault((task, iteration), {})[cls] = os.path.join(root, name)
+    return [(t, i, frames[(t, i)]) for t, i in sorted(frames)]
+
+
+def _gif_frame(task: int, iteration: int, grids: dict[int, str], slots: list[int],
+               cols: int, cell: int, mode: str, header: int = 14,
+               gap: int = 4) -> Image.Image:
+    """One GIF frame: the class grids in their slots under a "task T  iter I" line."""
+    rows, step = -(-len(slots) // cols), cell + gap
+    frame = Image.new(mode, (cols * step - gap, header + rows * step - gap))
+    for cls, path in grids.items():
+        r, c = divmod(slots.index(cls), cols)
+        with Image.open(path) as grid:
+            tile = grid.convert(mode).resize((cell, cell), Image.BILINEAR)
+        frame.paste(tile, (c * step, header + r * step))
+    white = 255 if mode == "L" else (255, 255, 255)
+    ImageDraw.Draw(frame).text((4, 2), f"task {task}  iter {iteration}", fill=white)
+    return frame
+
+
+def save_training_gif(run_dir: str, out_path: str, cell: int = 160, max_cols: int = 5,
+                      duration_ms: int = 120) -> str:
+    """The animated GIF of a run's class grids over training (the release's mnist.gif).
+
+    Args:
+      run_dir: the run directory (its `samples/Task_*_Iter_*_*.png`).
+      out_path: the GIF to write.
+      cell: side in pixels of each class grid in a frame.
+      max_cols: class grids per frame row; each class keeps its slot in every frame.
+      duration_ms: display time of each frame.
+
+    Returns:
+      `out_path`; the GIF has one frame per (task, iteration) with sample grids.
+    """
+    frames = sample_frames(run_dir)
+    if not frames:
+        raise FileNotFoundError(f"no samples/Task_*_Iter_*_*.png grids in {run_dir}")
+    seen = sorted({c for _, _, grids in frames for c in grids})
+    try:
+        order = list(snapshots.load_run_config(run_dir).classes)
+    except snapshots.SnapshotError:
+        order = []
+    slots = [c for c in order if c in seen] + [c for c in seen if c not in order]
+    cols = min(max_cols, len(slots))
+    with Image.open(next(iter(frames[0][2].values()))) as probe:
+        mode = "L" if probe.mode == "L" else "RGB"
+    images = (_gif_frame(t, i, grids, slots, cols, cell, mode) for t, i, grids in frames)
+    first = next(images)
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    tmp = f"{out_path}.tmp-{os.getpid()}.gif"
+    first.save(tmp, save_all=True, append_images=images, duration=duration_ms, loop=0)
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def _unique_names(run_dirs: Sequence[str]) -> list[str]:
+    names = []
+    for run_dir in run_dirs:
+        base = os.path.basename(os.path.normpath(run_dir)) or "run"
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}_{k}", k + 1
+        names.append(name)
+    return names
+
+
+def make_figures(run_dirs: Sequence[str], out_dir: str, num_z: int = 10,
+                 mosaic_z: Sequence[int] = (0, 1)) -> dict[str, list[str]]:
+    """Every figure of the runs; returns {"figure3": [...], "remembering": [...],
+    "gif": [...]} with the paths written."""
+    written: dict[str, list[str]] = {"figure3": [], "remembering": [], "gif": []}
+    for run_dir, name in zip(run_dirs, _unique_names(run_dirs)):
+        path = os.path.join(out_dir, f"{name}_figure3.png")
+        image_lib.save_png(figure3_grid(run_dir, num_z), path)
+        written["figure3"].append(path)
+        gif = os.path.join(out_dir, f"{name}_training.gif")
+        written["gif"].append(save_training_gif(run_dir, gif))
+    written["remembering"].append(
+        save_remembering_figure(run_dirs, os.path.join(out_dir, "remembering.png"), mosaic_z))
+    return written
