@@ -11,7 +11,7 @@ import dataclasses
 import json
 from typing import Any, Optional
 
-METHODS = ("sft", "ra", "jtr", "jt", "ewc")
+METHODS = ("sft", "ra", "jtr", "jt", "ewc", "dgr")
 
 
 class ConfigError(ValueError):
@@ -146,6 +146,7 @@ class MethodConfig:
       ewc_accumulate: add each task's Fisher to the previous ones (one anchor, the latest
         weights) instead of keeping only the latest. Off by default: the Fisher after task t
         is already estimated over every class learned so far.
+      dgr_solver_lr: Adam learning rate of DGR's solver classifier.
     """
 
     name: str = "sft"
@@ -156,6 +157,7 @@ class MethodConfig:
     ewc_lambda: float = 1e9
     ewc_samples: int = 512
     ewc_accumulate: bool = False
+    dgr_solver_lr: float = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import tensorflow as tf
 
-from mergan_tf import ewc, losses
+import keras
+
+from mergan_tf import dgr, ewc, losses, snapshots
 from mergan_tf.configs import MethodConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,6 +47,7 @@ class Method:
 
     name = "sft"
     needs_replay = False
+    conditional = True  # the generator takes a class (False: DGR's unconditional one)
 
     def __init__(self, config: MethodConfig):
         self.config = config
@@ -62,6 +65,15 @@ class Method:
 
     def before_task(self, trainer: "Trainer", task_index: int) -> None:
         """Runs eagerly before the task's first iteration."""
+
+    def build_updates(self, trainer: "Trainer", task_index: int, g_opt, d_opt):
+        """The task's (generator_update, critic_update); None: the trainer's own, which
+        call `generator_extra_loss` / `critic_extra_loss`."""
+        return None
+
+    def sampler(self, trainer: "Trainer"):
+        """`sample_fn(z, labels)` for sample grids and the forgetting monitor."""
+        return trainer._sample
 
     def after_task(self, trainer: "Trainer", task_index: int) -> None:
         """Runs eagerly after the task's last iteration, before its snapshot is written
@@ -181,8 +193,90 @@ class JointTrainingWithReplay(ReplayMethod):
             self.config.jtr_divide_by_t)}
 
 
+class DeepGenerativeReplay(Method):
+    """DGR (Shin et al. 2017), the paper's baseline: an unconditional WGAN-GP generator and
+    a solver classifier. In task t the critic sees the real images of the class plus one
+    batch of replays of the previous tasks from the frozen previous generator; the solver
+    learns the real images (their labels) plus those replays labelled by the frozen
+    previous solver. Class-conditional samples come from `dgr.SolverFilteredSampler`.
+    """
+
+    name = "dgr"
+    conditional = False
+
+    def setup(self, trainer: "Trainer") -> None:
+        from mergan_tf.evaluation import classifiers
+        m = trainer.cfg.model
+        arch = classifiers.default_arch(trainer.cfg.data.dataset, m.channels)
+        shape = (m.image_size, m.image_size, m.channels)
+        self.solver = classifiers.build_classifier(arch, shape, m.num_label_slots)
+        self.old_solver = classifiers.build_classifier(arch, shape, m.num_label_slots)
+        self.solver_opt = keras.optimizers.Adam(self.config.dgr_solver_lr)
+        self.solver_opt.build(self.solver.trainable_variables)
+        self._sampler = dgr.SolverFilteredSampler(trainer.generator, self.solver, seed=trainer.cfg.seed)
+
+    def checkpoint_objects(self) -> dict:
+        # Lists of variables: tracked by position, whatever Keras names its layers.
+        return {"solver": list(self.solver.weights), "solver_opt": self.solver_opt}
+
+    def before_task(self, trainer: "Trainer", task_index: int) -> None:
+        if task_index > 0:
+            number = trainer.snapshot_number(task_index - 1)
+            snapshots.restore_into(trainer.run_dir, number, generator=trainer.replay_generator,
+                                   solver=list(self.old_solver.weights))
+            trainer.replay_generator.trainable = False
+
+    def sampler(self, trainer: "Trainer"):
+        return self._sampler
+
+    def build_updates(self, trainer: "Trainer", task_index: int, g_opt, d_opt):
+        """Generator, critic and solver updates of DGR (the critic update also trains the
+        solver on the same real batch and a fresh replay batch)."""
+        tc, b = trainer.cfg.train, trainer.cfg.train.batch_size
+        z_dim, replay = trainer.cfg.model.z_dim, task_index > 0
+        g_vars, d_vars = trainer.generator.trainable_variables, trainer.critic.trainable_variables
+        s_vars = self.solver.trainable_variables
+        g_opt.build(g_vars)
+        d_opt.build(d_vars)
+
+        def generate(model, n):
+            return model(trainer.rng.normal([n, z_dim]), tf.zeros([n], tf.int32))
+
+        def generator_update():
+            with tf.GradientTape() as tape:
+                fake_logits, _ = trainer.critic(generate(trainer.generator, b))
+                total = losses.wasserstein_generator_loss(fake_logits)
+            g_opt.apply_gradients(zip(tape.gradient(total, g_vars), g_vars))
+            return {"loss/gen/wasserstein": total, "loss/gen/total": total}
+
+        def critic_update(real, real_labels):
+            labels = real_labels
+            if replay:  # one batch of replays of every previous task per real batch
+                old = tf.stop_gradient(generate(trainer.replay_generator, b))
+                old_labels = tf.argmax(self.old_solver(old, training=False), axis=1, output_type=tf.int32)
+                real, labels = tf.concat([real, old], 0), tf.concat([real_labels, old_labels], 0)
+            n = tf.shape(real)[0]
+            fake = tf.stop_gradient(generate(trainer.generator, real.shape[0]))
+            alpha = trainer.rng.uniform([real.shape[0], 1, 1, 1])
+            with tf.GradientTape() as tape:
+                logits, _ = trainer.critic(tf.concat([real, fake], 0))
+                wass = losses.wasserstein_critic_loss(logits[:n], logits[n:])
+                gp = tc.gp_weight * losses.gradient_penalty(
+                    lambda x: trainer.critic(x)[0], real, fake, alpha)
+                total = wass + gp
+            d_opt.apply_gradients(zip(tape.gradient(total, d_vars), d_vars))
+            with tf.GradientTape() as tape:
+                solver_loss = losses.classification_loss(self.solver(real, training=True), labels)
+            self.solver_opt.apply_gradients(zip(tape.gradient(solver_loss, s_vars), s_vars))
+            return {"loss/critic/wasserstein": wass, "loss/critic/gp": gp, "loss/critic/total": total,
+                    "loss/solver/ce": solver_loss}
+
+        return generator_update, critic_update
+
+
 METHOD_CLASSES = {cls.name: cls for cls in (Method, JointTraining, ElasticWeightConsolidation,
-                                             ReplayAlignment, JointTrainingWithReplay)}
+                                             ReplayAlignment, JointTrainingWithReplay,
+                                             DeepGenerativeReplay)}
 
 
 def make_method(config: MethodConfig) -> Method:

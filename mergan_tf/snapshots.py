@@ -93,9 +93,11 @@ def load_run_config(run_dir: str) -> RunConfig:
 
 
 def build_models(cfg: RunConfig) -> tuple[Generator, Critic]:
-    """Fresh generator and critic of the run's architecture."""
+    """Fresh generator and critic of the run's architecture (DGR: an unconditional
+    generator, i.e. one batch-norm row that every sample uses)."""
     m = cfg.model
-    return (Generator(m.channels, m.dim, m.z_dim, m.num_label_slots, name="generator"),
+    generator_classes = 1 if cfg.method.name == "dgr" else m.num_label_slots
+    return (Generator(m.channels, m.dim, m.z_dim, generator_classes, name="generator"),
             Critic(m.channels, m.dim, m.num_label_slots, name="critic"))
 
 

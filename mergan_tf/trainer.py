@@ -251,9 +251,10 @@ class Trainer:
     def write_class_grids(self, task_index: int, iteration: int) -> None:
         """One grid of the fixed noise per learned class (release: Task_{t}_Iter_{i}_{c}.png)."""
         n = int(self.fixed_noise.shape[0])
+        sample_fn = self.method.sampler(self)
         for c in self.learned_classes(task_index):
-            fake = self._sample(self.fixed_noise, tf.fill([n], tf.constant(int(c), tf.int32)))
-            grid = image_lib.make_grid(image_lib.to_uint8(fake.numpy()))
+            fake = sample_fn(self.fixed_noise, tf.fill([n], tf.constant(int(c), tf.int32)))
+            grid = image_lib.make_grid(image_lib.to_uint8(np.asarray(fake)))
             name = f"Task_{self.snapshot_number(task_index)}_Iter_{iteration}_{c}.png"
             image_lib.save_png(grid, os.path.join(self.run_dir, "samples", name))
             self.log.image(int(self.global_step.numpy()), f"samples/class_{c}", grid)
@@ -296,7 +297,9 @@ class Trainer:
         self.method.before_task(self, task_index)
         # Fresh Adam state at every task, as the release re-initialises its slots.
         self.g_opt, self.d_opt = g_opt, d_opt = self._make_optimizer(), self._make_optimizer()
-        iteration = self.compile_iteration(*self.build_updates(task_index, g_opt, d_opt))
+        updates = (self.method.build_updates(self, task_index, g_opt, d_opt)
+                   or self.build_updates(task_index, g_opt, d_opt))
+        iteration = self.compile_iteration(*updates)
         checkpoint = tf.train.CheckpointManager(
             tf.train.Checkpoint(generator=self.generator, critic=self.critic, g_opt=g_opt,
                                 d_opt=d_opt, rng=self.rng, global_step=self.global_step,
@@ -334,7 +337,7 @@ class Trainer:
         if iteration % out.checkpoint_every == 0:
             task.checkpoint.save(checkpoint_number=iteration)
         if self.monitor is not None and out.eval_every and (iteration % out.eval_every == 0 or last):
-            self.monitor(self._sample, self.learned_classes(task.index), int(self.global_step.numpy()),
+            self.monitor(self.method.sampler(self), self.learned_classes(task.index), int(self.global_step.numpy()),
                          self.snapshot_number(task.index), iteration, self.log)
 
 

@@ -14,6 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 
 from mergan_tf import cli, configs, data, trainer  # noqa: E402
+from mergan_tf.evaluation import classifiers  # noqa: E402
+from mergan_tf.evaluation.monitor import forgetting_monitor  # noqa: E402
 
 cli.define_flags()
 FLAGS = flags.FLAGS
@@ -29,12 +31,16 @@ def main(argv):
     if FLAGS.dry_run:
         print(cfg.to_json())
         return
+    try:  # before any output: --eval_every without a usable evaluator fails here
+        monitor = forgetting_monitor(cfg)
+    except classifiers.EvaluatorError as e:
+        raise app.UsageError(f"--eval_every needs an evaluator: {e}")
     trainer.prepare_run_dir(cfg, overwrite=FLAGS.overwrite)
     dataset = data.load_dataset(cfg.data.dataset, data_dir=cfg.data.data_dir,
                                 source=cfg.data.source, channels=cfg.model.channels)
     logging.info("data source: %s", dataset.source)
     cfg = cfg.replace(data=dataclasses.replace(cfg.data, resolved_source=dataset.source))
-    trainer.Trainer(cfg, dataset).train()
+    trainer.Trainer(cfg, dataset, monitor=monitor).train()
     logging.info("done: %s", cfg.out_dir)
 
 

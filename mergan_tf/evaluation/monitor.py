@@ -1,0 +1,90 @@
+"""Forgetting during training (paper Figure 6): per-class accuracy at regular iterations.
+
+Every `eval_every` iterations the trainer asks the monitor to classify a small fixed sample
+of every learned class with the evaluator; the accuracies go to TensorBoard
+(`forgetting/class_<c>`) and to `forgetting.csv` (global_step, task, iteration, class,
+accuracy in percent), which `scripts/plot_forgetting.py` draws.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from mergan_tf.evaluation import classifiers
+
+CSV_NAME = "forgetting.csv"
+
+
+class ForgettingMonitor:
+    """Classifies a fixed sample of every learned class and logs the accuracies.
+
+    Args:
+      evaluator: a classifier from `classifiers.load_classifier` (images -> logits).
+      run_dir: where forgetting.csv is appended.
+      samples_per_class: images per class at every measurement (one BN batch per class).
+      z_dim: noise size.
+      seed: seeds the fixed noise, the same for every class and every measurement.
+    """
+
+    def __init__(self, evaluator, run_dir: str, samples_per_class: int = 64, z_dim: int = 128,
+                 seed: int = 1234):
+        self.evaluator = evaluator
+        self.path = os.path.join(run_dir, CSV_NAME)
+        self.z = tf.constant(np.random.RandomState(seed).randn(samples_per_class, z_dim), tf.float32)
+
+    def measure(self, sample_fn: Callable, classes: Sequence[int]) -> dict[int, float]:
+        """Percent of each class's fixed sample that the evaluator assigns to that class."""
+        n = int(self.z.shape[0])
+        accuracy = {}
+        for c in classes:
+            images = np.asarray(sample_fn(self.z, tf.fill([n], tf.constant(int(c), tf.int32))))
+            predicted = classifiers.predict_labels(self.evaluator, images)
+            accuracy[int(c)] = float(100.0 * np.mean(predicted == c))
+        return accuracy
+
+    def __call__(self, sample_fn, classes, step: int, task: int, iteration: int, log=None):
+        accuracy = self.measure(sample_fn, classes)
+        new = not os.path.exists(self.path)
+        with open(self.path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["global_step", "task", "iteration", "class", "accuracy"])
+            for c, acc in accuracy.items():
+                writer.writerow([step, task, iteration, c, f"{acc:.2f}"])
+        if log is not None:
+            log.scalars(step, task, iteration, {f"forgetting/class_{c}": a for c, a in accuracy.items()})
+        return accuracy
+
+
+def forgetting_monitor(cfg) -> "ForgettingMonitor | None":
+    """The monitor a RunConfig asks for (None when eval_every is 0).
+
+    Raises:
+      classifiers.EvaluatorError: the evaluator is missing or below its accuracy floor.
+    """
+    if not cfg.output.eval_every:
+        return None
+    directory = cfg.output.evaluator_dir or os.path.join("checkpoints", "classifiers", cfg.data.dataset)
+    evaluator, meta = classifiers.load_classifier(
+        directory, min_accuracy=cfg.output.evaluator_min_accuracy, dataset=cfg.data.dataset)
+    print(f"forgetting monitor: evaluator {directory} (real test accuracy "
+          f"{float(meta['test_accuracy']):.2f}%)")
+    return ForgettingMonitor(evaluator, cfg.out_dir, cfg.output.eval_samples_per_class,
+                             cfg.model.z_dim, seed=cfg.seed + 1234)
+
+
+def read_forgetting_csv(run_dir: str) -> list[dict]:
+    """Rows of a run's forgetting.csv with numeric fields."""
+    path = os.path.join(run_dir, CSV_NAME)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} not found: train with --eval_every N (and an evaluator) to record forgetting")
+    with open(path) as f:
+        return [{"global_step": int(r["global_step"]), "task": int(r["task"]),
+                 "iteration": int(r["iteration"]), "class": int(r["class"]),
+                 "accuracy": float(r["accuracy"])} for r in csv.DictReader(f)]

@@ -1,0 +1,168 @@
+"""Evaluation of a run directory, the release's test mode plus the paper's other metrics.
+
+For each requested task snapshot (release: after tasks 5 and 10 for MNIST/SVHN): the
+accuracy of every learned class (100 batches of 64, each class its own batch, classified by
+an evaluator trained on real data), reverse accuracy, and FID per class and over all
+learned classes. Results go to `eval.json` and `eval.md` in the run directory, and every
+table states the evaluator's own real-test accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from mergan_tf import dgr, snapshots
+from mergan_tf.data import ImageData, load_dataset
+from mergan_tf.evaluation import classifiers, metrics
+
+# The release evaluates MNIST/SVHN after the 5th and the 10th task.
+RELEASE_AFTER_TASKS = (5, 10)
+
+
+def default_classifier_dir(dataset: str) -> str:
+    return os.path.join("checkpoints", "classifiers", dataset)
+
+
+def choose_after_tasks(run_dir: str, requested: Optional[Sequence[int]] = None) -> list[int]:
+    """The snapshots to evaluate: `requested`, or the release's 5 and 10 where present
+    (the run's last snapshot when it has neither). SnapshotError names what is missing."""
+    available = snapshots.list_snapshots(run_dir)
+    if not available:
+        raise snapshots.SnapshotError(
+            f"{run_dir} has no task snapshot (snapshots/task_NN/); train at least one task "
+            f"with scripts/run_sequential.py --out_dir {run_dir}")
+    if requested:
+        missing = [t for t in requested if t not in available]
+        if missing:
+            raise snapshots.SnapshotError(
+                f"no snapshot after task(s) {missing} in {run_dir}; present: {available}")
+        return list(requested)
+    release = [t for t in RELEASE_AFTER_TASKS if t in available]
+    return release or [available[-1]]
+
+
+def sampler(generator) -> callable:
+    """A compiled `sample_fn(z, labels)` of a generator (batch statistics per call)."""
+    fn = tf.function(lambda z, labels: generator(z, labels), input_signature=[
+        tf.TensorSpec([None, generator.z_dim], tf.float32), tf.TensorSpec([None], tf.int32)])
+    return lambda z, labels: fn(tf.convert_to_tensor(z, tf.float32),
+                                tf.convert_to_tensor(labels, tf.int32)).numpy()
+
+
+def load_sampler(run_dir: str, task: int):
+    """The snapshot's `sample_fn`, its info, and (DGR only) the solver-filtered sampler
+    whose acceptance statistics are reported."""
+    cfg = snapshots.load_run_config(run_dir)
+    generator, info = snapshots.load_generator(run_dir, task)
+    if cfg.method.name != "dgr":
+        return sampler(generator), info, None
+    m = cfg.model
+    solver = classifiers.build_classifier(classifiers.default_arch(cfg.data.dataset, m.channels),
+                                          (m.image_size, m.image_size, m.channels), m.num_label_slots)
+    snapshots.restore_into(run_dir, task, solver=list(solver.weights))
+    filtered = dgr.SolverFilteredSampler(generator, solver, seed=cfg.seed)
+    return filtered, info, filtered
+
+
+def evaluate_snapshot(sample_fn, classes: Sequence[int], evaluator, real: Optional[ImageData],
+                      batches: int = 100, batch_size: int = 64, seed: int = 0,
+                      reverse_per_class: int = 0, reverse_epochs: Optional[int] = None,
+                      fid_per_class_n: int = 0, evaluator_arch: str = "mlp") -> dict:
+    """Accuracy, and optionally reverse accuracy and evaluator-feature FID, of one
+    `sample_fn(z, labels)` (one class per call)."""
+    result = {"classes": [int(c) for c in classes],
+              "accuracy": metrics.class_accuracy(sample_fn, evaluator, classes, batches=batches,
+                                                 batch_size=batch_size, seed=seed)}
+    if real is None or real.test_images is None:
+        return result
+    test_x, test_y = real.test_images, real.test_labels
+    if reverse_per_class:
+        x, y = metrics.generate_class_samples(sample_fn, classes, reverse_per_class,
+                                              batch_size=batch_size, seed=seed + 1)
+        result["reverse_accuracy"] = metrics.reverse_accuracy(
+            x, y, test_x, test_y, evaluator_arch, epochs=reverse_epochs, seed=seed,
+            num_classes=real.num_classes)
+    if fid_per_class_n:
+        x, y = metrics.generate_class_samples(sample_fn, classes, fid_per_class_n,
+                                              batch_size=batch_size, seed=seed + 2)
+        real_by_class = {int(c): test_x[test_y == c][:fid_per_class_n] for c in classes}
+        fake_by_class = {int(c): x[y == c] for c in classes}
+        feature_fn = lambda images: classifiers.penultimate_features(evaluator, images)  # noqa: E731
+        result["fid_evaluator_features"] = metrics.fid_per_class(real_by_class, fake_by_class, feature_fn)
+    return result
+
+
+def evaluate_run(run_dir: str, after_tasks: Optional[Sequence[int]] = None,
+                 classifier_dir: Optional[str] = None, min_accuracy: Optional[float] = None,
+                 batches: int = 100, batch_size: int = 64, seed: int = 0,
+                 reverse_per_class: int = 0, reverse_epochs: Optional[int] = None,
+                 fid_per_class_n: int = 0, real: Optional[ImageData] = None) -> dict:
+    """Evaluates the snapshots of a run; writes eval.json and eval.md; returns the results."""
+    cfg = snapshots.load_run_config(run_dir)
+    dataset = cfg.data.dataset
+    classifier_dir = classifier_dir or default_classifier_dir(dataset)
+    evaluator, meta = classifiers.load_classifier(classifier_dir, min_accuracy=min_accuracy,
+                                                  dataset=dataset)
+    if real is None and (reverse_per_class or fid_per_class_n):
+        real = load_dataset(dataset, data_dir=cfg.data.data_dir, source=cfg.data.source,
+                            channels=cfg.model.channels, verbose=False)
+    results = {"run_dir": run_dir, "method": cfg.method.name, "dataset": dataset,
+               "evaluator": {"dir": classifier_dir, "arch": meta.get("arch"),
+                             "test_accuracy": float(meta["test_accuracy"])},
+               "protocol": {"batches": batches, "batch_size": batch_size, "seed": seed},
+               "tasks": {}}
+    for task in choose_after_tasks(run_dir, after_tasks):
+        sample_fn, info, filtered = load_sampler(run_dir, task)
+        r = evaluate_snapshot(sample_fn, info["classes"], evaluator, real, batches, batch_size, seed,
+                              reverse_per_class, reverse_epochs, fid_per_class_n, meta.get("arch", "mlp"))
+        if filtered is not None:
+            r["dgr_sampling"] = dict(filtered.stats, acceptance_rate=filtered.acceptance_rate())
+        results["tasks"][str(task)] = r
+    _write_atomically(os.path.join(run_dir, "eval.json"), json.dumps(results, indent=2, sort_keys=True))
+    _write_atomically(os.path.join(run_dir, "eval.md"), markdown_report(results))
+    return results
+
+
+def markdown_report(results: dict) -> str:
+    """Per-class accuracy table per evaluated task, with the evaluator's own accuracy."""
+    ev = results["evaluator"]
+    lines = [f"# Evaluation of {results['run_dir']} ({results['method']}, {results['dataset']})", "",
+             f"Evaluator: {ev['arch']} from `{ev['dir']}`, real test accuracy "
+             f"{ev['test_accuracy']:.2f}%.", ""]
+    for task, r in results["tasks"].items():
+        acc = r["accuracy"]
+        classes = r["classes"]
+        lines += [f"## After task {task}", "",
+                  "| " + " | ".join(["class"] + [str(c) for c in classes] + ["mean"]) + " |",
+                  "|" + "---|" * (len(classes) + 2),
+                  "| " + " | ".join(["accuracy %"] + [f"{acc['per_class'][_key(acc['per_class'], c)]:.2f}"
+                                                      for c in classes] + [f"{acc['mean']:.2f}"]) + " |", ""]
+        if "dgr_sampling" in r:
+            st = r["dgr_sampling"]
+            lines += [f"DGR solver-filtered sampling: acceptance {st['acceptance_rate']:.1f}% of "
+                      f"{st['candidates']} candidates; {st['filled']} of {st['requested']} samples "
+                      f"filled with the solver's most likely rejects.", ""]
+        if "reverse_accuracy" in r:
+            lines += [f"Reverse accuracy: {r['reverse_accuracy']:.2f}%", ""]
+        if "fid_evaluator_features" in r:
+            fid = r["fid_evaluator_features"]
+            per = ", ".join(f"{c}: {v:.2f}" for c, v in fid["per_class"].items())
+            lines += [f"FID (evaluator features): all {fid['all']:.2f}; per class {per}", ""]
+    return "\n".join(lines)
+
+
+def _key(d: dict, c: int):
+    """Per-class dicts may be keyed by int (in memory) or str (from JSON)."""
+    return c if c in d else str(c)
+
+
+def _write_atomically(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
