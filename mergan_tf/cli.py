@@ -45,6 +45,12 @@ def define_flags() -> None:
                        "this real-test accuracy in percent (default: the dataset's floor).")
     flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exit.")
     flags.DEFINE_boolean("overwrite", False, "Replace the outputs of an existing run directory.")
+    flags.DEFINE_boolean("resume", False, "Continue the run in --out_dir from its latest "
+                         "checkpoint or task snapshot, with its saved configuration.")
+    flags.DEFINE_integer("start_from_task", None, "Continue the run in --out_dir after the "
+                         "snapshot of this finished task (1-based), ignoring later outputs.")
+    flags.DEFINE_boolean("deterministic", False, "TF op determinism: a resumed run ends "
+                         "bit-identical to an uninterrupted one (slower on some ops).")
 
 
 def _replace(section, **changes):
@@ -59,6 +65,17 @@ def _parse_classes(values) -> tuple[int, ...] | None:
         return tuple(int(v) for v in values)
     except ValueError as e:
         raise configs.ConfigError(f"--classes must be comma-separated integers, got {values}") from e
+
+
+def resume_config(f) -> configs.RunConfig:
+    """The saved configuration of the run in --out_dir, for --resume / --start_from_task."""
+    from mergan_tf import snapshots
+    if not f.out_dir:
+        raise configs.ConfigError("--resume and --start_from_task need the run's --out_dir")
+    try:
+        return configs.validate(snapshots.load_run_config(f.out_dir))
+    except snapshots.SnapshotError as e:
+        raise configs.ConfigError(f"cannot resume: {e}") from e
 
 
 def config_from_flags(f) -> configs.RunConfig:
@@ -76,6 +93,7 @@ def config_from_flags(f) -> configs.RunConfig:
     cfg = cfg.replace(
         classes=classes,
         seed=f.seed,
+        deterministic=bool(getattr(f, "deterministic", False)),
         out_dir=f.out_dir or f"runs/{f.dataset}_{f.method}",
         data=_replace(cfg.data, data_dir=f.data_dir, source=f.data_source),
         model=_replace(cfg.model, dim=f.model_dim),

@@ -199,6 +199,9 @@ class RunConfig:
     classes: tuple[int, ...] = tuple(range(10))
     seed: int = 0
     out_dir: str = "runs/default"
+    # TF op determinism (tf.config.experimental.enable_op_determinism): with the seeds,
+    # a resumed run ends bit-identical to an uninterrupted one.
+    deterministic: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -217,6 +220,7 @@ class RunConfig:
             classes=tuple(d["classes"]),
             seed=d["seed"],
             out_dir=d["out_dir"],
+            deterministic=d.get("deterministic", False),
         )
 
     def replace(self, **sections: Any) -> "RunConfig":

@@ -99,3 +99,104 @@ class ConditionalBatchNorm(keras.layers.Layer):
         config = super().get_config()
         config.update({"num_classes": self.num_classes, "epsilon": self.epsilon})
         return config
+
+
+# ----------------------------------------------------------- the 64x64 (LSUN) model's layers
+
+
+def conv_init_glorot(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> keras.initializers.Initializer:
+    """tflib Conv2D with he_init=False: stdev sqrt(2 / (fan_in + fan_out)), same fans."""
+    fan_in = in_ch * kernel * kernel
+    fan_out = out_ch * kernel * kernel / stride ** 2
+    return tflib_uniform(math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def mean_pool_2x2(x):
+    """Average of each 2x2 block (NHWC), as the release's MeanPoolConv/ConvMeanPool."""
+    return tf.nn.avg_pool2d(x, ksize=2, strides=2, padding="VALID")
+
+
+def upsample_2x(x):
+    """Nearest-neighbour 2x upsampling (NHWC), written as the release's UpsampleConv does
+    it: the input repeated 4 times on channels, then depth-to-space with block 2."""
+    return tf.nn.depth_to_space(tf.concat([x, x, x, x], axis=-1), 2)
+
+
+class LayerNorm(keras.layers.Layer):
+    """Per-sample normalisation over all non-batch axes with a per-channel scale and offset.
+
+    The release's `tflib.ops.layernorm.Layernorm(name, [1, 2, 3], x)` on NCHW data: mean and
+    variance of each sample over (C, H, W), epsilon 1e-5, then `scale[c]` (init 1) and
+    `offset[c]` (init 0). Here in NHWC the channel is the last axis. It does not mix
+    samples, so a critic built with it can be called on concatenated batches.
+
+    Args:
+      epsilon: variance epsilon (release: 1e-5).
+    """
+
+    def __init__(self, epsilon: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.scale = self.add_weight(name="scale", shape=(channels,), initializer="ones",
+                                     trainable=True)
+        self.offset = self.add_weight(name="offset", shape=(channels,), initializer="zeros",
+                                      trainable=True)
+
+    def call(self, x):
+        mean, var = tf.nn.moments(x, axes=list(range(1, x.shape.rank)), keepdims=True)
+        return (x - mean) * tf.math.rsqrt(var + self.epsilon) * self.scale + self.offset
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"epsilon": self.epsilon})
+        return config
+
+
+class BatchNorm(keras.layers.Layer):
+    """Plain batch normalisation that ALWAYS uses the current batch's statistics (NHWC).
+
+    The release's generator BN of the 64x64 model (`tflib.ops.batchnorm`, fused, no
+    `is_training`): mean and biased variance over (N, H, W), epsilon 1e-5, per-channel
+    scale (init 1) and offset (init 0); its moving averages are never used, so none are
+    kept here. `num_groups=G` normalises G equal consecutive groups of the batch
+    separately, which equals G separate calls.
+
+    Args:
+      epsilon: variance epsilon (release: 1e-5).
+    """
+
+    def __init__(self, epsilon: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.scale = self.add_weight(name="scale", shape=(channels,), initializer="ones",
+                                     trainable=True)
+        self.offset = self.add_weight(name="offset", shape=(channels,), initializer="zeros",
+                                      trainable=True)
+
+    def call(self, x, num_groups: int = 1):
+        if num_groups == 1:
+            mean, var = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)), keepdims=True)
+            normalized = (x - mean) * tf.math.rsqrt(var + self.epsilon)
+        else:
+            shape = tf.shape(x)
+            grouped = tf.reshape(x, tf.concat([[num_groups, -1], shape[1:]], axis=0))
+            mean, var = tf.nn.moments(grouped, axes=list(range(1, x.shape.rank)), keepdims=True)
+            normalized = tf.reshape((grouped - mean) * tf.math.rsqrt(var + self.epsilon), shape)
+        return normalized * self.scale + self.offset
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"epsilon": self.epsilon})
+        return config

@@ -21,7 +21,7 @@ import tensorflow as tf
 from absl import logging
 
 from mergan_tf import images as image_lib
-from mergan_tf import losses, snapshots
+from mergan_tf import losses, runlock, snapshots
 from mergan_tf.configs import RunConfig
 from mergan_tf.data import ImageData, from_model_range, task_dataset
 from mergan_tf.methods import ReplayBatch, make_method
@@ -35,12 +35,22 @@ def should_sample(iteration: int, sample_every: int) -> bool:
     return iteration % sample_every == 0 or iteration in SAMPLE_ITERS
 
 
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or Inf."""
+
+
 class ScalarLog:
     """Scalars to TensorBoard and to a long-format CSV (step, task, iteration, key, value)."""
 
     def __init__(self, run_dir: str):
         self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard"))
         self.csv_path = os.path.join(run_dir, "scalars.csv")
+        self.reopen()
+
+    def reopen(self) -> None:
+        """(Re)opens the CSV for appending, e.g. after a resume rewrote it."""
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
         new = not os.path.exists(self.csv_path)
         self._file = open(self.csv_path, "a", newline="")
         self._csv = csv.writer(self._file)
@@ -78,6 +88,8 @@ class Trainer:
         self.monitor = monitor  # a ForgettingMonitor, used when output.eval_every > 0
         self.data = data
         self.run_dir = config.out_dir
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(config.seed)
         self.generator, self.critic = snapshots.build_models(config)
         self.replay_generator, _ = snapshots.build_models(config)
@@ -88,6 +100,7 @@ class Trainer:
         self.method.setup(self)
         self.rng = tf.random.Generator.from_seed(config.seed)
         self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
         self.fixed_noise = self._fixed_noise()
         self.log = ScalarLog(self.run_dir)
         self._sample = tf.function(
@@ -269,24 +282,33 @@ class Trainer:
         info = {"task": number, "classes": list(self.learned_classes(task_index)),
                 "method": self.cfg.method.name, "dataset": self.cfg.data.dataset,
                 "iteration": iteration, "global_step": int(self.global_step.numpy())}
-        snapshots.write_snapshot(self.run_dir, number, {"generator": self.generator, "critic": self.critic,
-                                                        **self.method.checkpoint_objects()}, info)
+        snapshots.write_snapshot(self.run_dir, number, self._snapshot_state(), info)
 
     # ----------------------------------------------------------------- loops
-    def train(self, start_task: int = 0) -> None:
-        """Trains every task of the sequence from `start_task` (0-based)."""
-        with open(os.path.join(self.run_dir, "config.json"), "w") as f:
-            f.write(self.cfg.to_json())
-        try:
-            for t in range(start_task, len(self.tasks)):
-                self.train_task(t)
-        finally:
-            self.log.close()
+    def train(self, resume: bool = False, start_from_task: Optional[int] = None) -> None:
+        """Trains every task of the sequence.
 
-    def train_task(self, task_index: int) -> None:
+        Args:
+          resume: continue from the latest training-state checkpoint (mid-task) or the
+            latest task snapshot, whichever is later; a fresh start when there is neither.
+          start_from_task: continue after the snapshot of this finished task (1-based
+            snapshot number), ignoring anything written after it.
+        """
+        with runlock.RunLock(self.run_dir):
+            if not resume and start_from_task is None:
+                _write_text(os.path.join(self.run_dir, "config.json"), self.cfg.to_json())
+            try:
+                first, task, iteration = self._starting_point(resume, start_from_task)
+                for t in range(first, len(self.tasks)):
+                    self.train_task(t, task if t == first else None, iteration if t == first else 0)
+            finally:
+                self.log.close()
+
+    def train_task(self, task_index: int, task: Optional["TaskState"] = None,
+                   first_iteration: int = 0) -> None:
         """One task: its data, fresh optimizers, the iteration loop, the snapshot."""
-        task = self.start_task(task_index)
-        for iteration in range(self.cfg.train.iters):
+        task = task or self.start_task(task_index)
+        for iteration in range(first_iteration, self.cfg.train.iters):
             terms = self.run_iteration(task, iteration)
             self._after_iteration(task, iteration, terms)
         self.method.after_task(self, task_index)
@@ -300,30 +322,116 @@ class Trainer:
         updates = (self.method.build_updates(self, task_index, g_opt, d_opt)
                    or self.build_updates(task_index, g_opt, d_opt))
         iteration = self.compile_iteration(*updates)
+        classes = self.tasks[task_index]
+        # K consecutive batches per outer iteration: the same sequence as K calls of next().
+        batches = iter(task_dataset(self.data, classes, self.cfg.train.batch_size,
+                                    seed=self.cfg.seed * 1000 + task_index).batch(self.cfg.train.critic_iters))
+        # The whole training state, data position included, so a resumed run continues exactly.
         checkpoint = tf.train.CheckpointManager(
             tf.train.Checkpoint(generator=self.generator, critic=self.critic, g_opt=g_opt,
                                 d_opt=d_opt, rng=self.rng, global_step=self.global_step,
+                                iteration=self.iteration, data=batches,
                                 **self.method.checkpoint_objects()),
-            os.path.join(self.run_dir, "checkpoints", f"task_{self.snapshot_number(task_index):02d}"),
-            max_to_keep=2)
-        classes = self.tasks[task_index]
-        # K consecutive batches per outer iteration: the same sequence as K calls of next().
-        batches = task_dataset(self.data, classes, self.cfg.train.batch_size,
-                               seed=self.cfg.seed * 1000 + task_index).batch(self.cfg.train.critic_iters)
-        return TaskState(index=task_index, iteration_fn=iteration, batches=iter(batches),
+            self._checkpoint_dir(task_index), max_to_keep=2)
+        return TaskState(index=task_index, iteration_fn=iteration, batches=batches,
                          checkpoint=checkpoint,
                          progress=Progress(task_index, len(self.tasks), classes, self.cfg.train.iters))
+
+    # ----------------------------------------------------------------- resuming
+    def _checkpoint_dir(self, task_index: int) -> str:
+        return os.path.join(self.run_dir, "checkpoints", f"task_{self.snapshot_number(task_index):02d}")
+
+    def _task_of_snapshot(self, number: int) -> int:
+        for t in range(len(self.tasks)):
+            if self.snapshot_number(t) == number:
+                return t
+        raise snapshots.SnapshotError(
+            f"snapshot {number} does not belong to this run's tasks {self.tasks}")
+
+    def _snapshot_state(self) -> dict:
+        """What a task snapshot holds: the models, the method's state, the RNG and step."""
+        return {"generator": self.generator, "critic": self.critic, "rng": self.rng,
+                "global_step": self.global_step, **self.method.checkpoint_objects()}
+
+    def _starting_point(self, resume: bool, start_from_task: Optional[int]):
+        """(first task index, its TaskState or None, first iteration) to continue from."""
+        done = snapshots.list_snapshots(self.run_dir)
+        if start_from_task is not None:
+            if start_from_task not in done:
+                raise snapshots.SnapshotError(
+                    f"--start_from_task {start_from_task}: no snapshot after that task in "
+                    f"{self.run_dir}; finished tasks: {done or 'none'}")
+            done = [n for n in done if n <= start_from_task]
+        elif not resume:
+            return 0, None, 0
+        last_done = done[-1] if done else 0
+        if start_from_task is None:
+            latest = self._latest_checkpoint(after_snapshot=last_done)
+            if latest is not None:
+                t, path = latest
+                task = self.start_task(t)
+                task.checkpoint.checkpoint.restore(path).assert_existing_objects_matched()
+                self._truncate_logs(int(self.global_step.numpy()))
+                logging.info("resuming task %d at iteration %d from %s", t + 1,
+                             int(self.iteration.numpy()) + 1, path)
+                return t, task, int(self.iteration.numpy()) + 1
+        if not last_done:
+            return 0, None, 0
+        snapshots.restore_into(self.run_dir, last_done, **self._snapshot_state())
+        self._truncate_logs(int(self.global_step.numpy()))
+        logging.info("continuing after the snapshot of task %d", last_done)
+        return self._task_of_snapshot(last_done) + 1, None, 0
+
+    def _latest_checkpoint(self, after_snapshot: int):
+        """(task index, checkpoint path) of the newest mid-task checkpoint of a task that
+        has no snapshot yet, or None."""
+        for t in reversed(range(len(self.tasks))):
+            if self.snapshot_number(t) <= after_snapshot:
+                return None
+            path = tf.train.latest_checkpoint(self._checkpoint_dir(t))
+            if path:
+                return t, path
+        return None
+
+    def _truncate_logs(self, step: int) -> None:
+        """Drops logged rows after `step`: the resumed run logs those iterations again."""
+        for name in ("scalars.csv", "forgetting.csv"):
+            path = os.path.join(self.run_dir, name)
+            if os.path.exists(path):
+                with open(path) as f:
+                    lines = f.readlines()
+                keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= step]
+                _write_text(path, "".join(keep))
+        self.log.reopen()
 
     def run_iteration(self, task: "TaskState", iteration: int) -> dict[str, tf.Tensor]:
         """One outer iteration; the generator update is skipped at iteration 0 (release)."""
         reals, labels = next(task.batches)
         terms = task.iteration_fn(reals, labels, iteration > 0)
         self.global_step.assign_add(1)
+        self.iteration.assign(iteration)
         if iteration == 0:
             self.write_real_grid(task.index, reals[-1])
         return terms
 
+    def _check_finite(self, task: "TaskState", iteration: int, terms) -> None:
+        """Stops at the first NaN/Inf loss term, naming it; the last good checkpoint stays
+        untouched and the offending models are kept in `debug/` beside it."""
+        bad = sorted(k for k, v in terms.items() if not np.isfinite(float(v)))
+        if not bad:
+            return
+        step = int(self.global_step.numpy())
+        debug = os.path.join(self.run_dir, "debug", f"nonfinite_step_{step}")
+        os.makedirs(debug, exist_ok=True)
+        tf.train.Checkpoint(generator=self.generator, critic=self.critic).write(os.path.join(debug, "ckpt"))
+        raise NonFiniteLossError(
+            f"non-finite loss at task {task.index + 1}, iteration {iteration} (global step {step}): "
+            f"{', '.join(f'{k}={float(terms[k])}' for k in bad)}. Training stopped; the last good "
+            f"checkpoint in {self._checkpoint_dir(task.index)} is unchanged (resume with --resume, "
+            f"e.g. after lowering the learning rate); the models at this step are in {debug}")
+
     def _after_iteration(self, task: "TaskState", iteration: int, terms) -> None:
+        self._check_finite(task, iteration, terms)
         out = self.cfg.output
         last = iteration == self.cfg.train.iters - 1
         if iteration < 10 or iteration % out.log_every == 0 or last:
@@ -387,6 +495,14 @@ def _fmt_seconds(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def _write_text(path: str, text: str) -> None:
+    """Writes a file atomically: a temporary name in the same directory, then rename."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
     """Creates the run directory; refuses to reuse one that holds a run unless told."""
     run_dir = cfg.out_dir
@@ -395,9 +511,11 @@ def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
             f"{run_dir} already holds a run (config.json exists); pass --overwrite to replace "
             f"it or choose another --out_dir")
     if overwrite and os.path.isdir(run_dir):
-        for sub in ("samples", "snapshots", "checkpoints", "tensorboard"):
+        runlock.check_free(run_dir)  # never delete the outputs of a live run
+        for sub in ("samples", "snapshots", "checkpoints", "tensorboard", "export", "debug"):
             shutil.rmtree(os.path.join(run_dir, sub), ignore_errors=True)
-        for name in ("scalars.csv", "config.json", "fixed_noise.npy"):
+        for name in ("scalars.csv", "forgetting.csv", "config.json", "fixed_noise.npy", "eval.json",
+                     "eval.md"):
             path = os.path.join(run_dir, name)
             if os.path.exists(path):
                 os.remove(path)

@@ -24,8 +24,9 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    resuming = FLAGS.resume or FLAGS.start_from_task is not None
     try:
-        cfg = cli.config_from_flags(FLAGS)
+        cfg = cli.resume_config(FLAGS) if resuming else cli.config_from_flags(FLAGS)
     except configs.ConfigError as e:
         raise app.UsageError(str(e))
     if FLAGS.dry_run:
@@ -35,12 +36,14 @@ def main(argv):
         monitor = forgetting_monitor(cfg)
     except classifiers.EvaluatorError as e:
         raise app.UsageError(f"--eval_every needs an evaluator: {e}")
-    trainer.prepare_run_dir(cfg, overwrite=FLAGS.overwrite)
+    if not resuming:
+        trainer.prepare_run_dir(cfg, overwrite=FLAGS.overwrite)
     dataset = data.load_dataset(cfg.data.dataset, data_dir=cfg.data.data_dir,
                                 source=cfg.data.source, channels=cfg.model.channels)
     logging.info("data source: %s", dataset.source)
     cfg = cfg.replace(data=dataclasses.replace(cfg.data, resolved_source=dataset.source))
-    trainer.Trainer(cfg, dataset, monitor=monitor).train()
+    trainer.Trainer(cfg, dataset, monitor=monitor).train(resume=FLAGS.resume,
+                                                         start_from_task=FLAGS.start_from_task)
     logging.info("done: %s", cfg.out_dir)
 
 

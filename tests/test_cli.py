@@ -19,6 +19,11 @@ FLAG_DEFAULTS = dict(dataset="mnist", method="sft", iters=None, tasks=None, clas
                      ewc_samples=None, ewc_accumulate=None)
 
 
+def test_resume_needs_an_existing_run(tmp_path):
+    proc = run_script("--resume", "--out_dir", str(tmp_path / "nothing"))
+    assert proc.returncode != 0 and "cannot resume" in proc.stderr and "config.json" in proc.stderr
+
+
 def resolve(**overrides):
     return cli.config_from_flags(types.SimpleNamespace(**{**FLAG_DEFAULTS, **overrides}))
 
