@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from mergan_tf.data import DataError, ImageData
+from mergan_tf.data import DataError, ImageData, _tfds_builder, _tfds_is_prepared
 
 LSUN_CATEGORIES = types.MappingProxyType({
     "bedroom": 0, "kitchen": 1, "dining_room": 2, "conference_room": 3, "living_room": 4,
@@ -165,13 +165,16 @@ def decode_image(data: str | bytes, size: int, name: str | None = None) -> np.nd
 
 
 def _crop_resize(img: Image.Image, size: int) -> np.ndarray:
-    """Center square crop, then an antialiased bilinear resize, in one PIL call."""
+    """Center square crop, then an antialiased bilinear resize of the crop alone."""
     w, h = img.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
-    out = img.resize((size, size), Image.Resampling.BILINEAR,
-                     box=(left, top, left + side, top + side))
-    return np.asarray(out, dtype=np.uint8)
+    if (w, h) != (side, side):
+        # Crop first: resize(box=...) would let the filter reach outside the square.
+        img = img.crop((left, top, left + side, top + side))
+    if side != size:
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
 
 
 def _decode_into(out: np.ndarray, items: Iterable, decode: Callable[..., np.ndarray]):
@@ -346,12 +349,13 @@ def _listing(folder, limit=10):
 
 def _plan_tfds(tfds_dir, categories, size, limit, strict):
     """Plans `tfds:lsun/<category>` for every category; never downloads."""
-    from mergan_tf.data import _tfds_builder, _tfds_is_prepared  # pylint: disable=import-outside-toplevel
-
     builders = {}
     for category in categories:
         try:
             builders[category] = _tfds_builder(f"lsun/{category}", tfds_dir)
+        except ImportError as e:
+            raise DataError("reading tfds:lsun needs tensorflow_datasets (pip install "
+                            f"tensorflow-datasets); or pass data_dir with {_LAYOUT}.") from e
         except (ValueError, KeyError) as e:  # TFDS has no such config
             raise DataError(f"TFDS has no dataset lsun/{category}: {e}") from e
     missing = [c for c, b in builders.items() if not _tfds_is_prepared(b)]

@@ -164,8 +164,8 @@ def test_lmdb_export(tmp_path):
                 txn.put(key, value)
         env.close()
 
-    write("tower_train_lmdb", {b"b2": _png_bytes(solid(GREEN), "WEBP", lossless=True),
-                               b"a1": _png_bytes(red_centre_blue_sides(), "JPEG", quality=95),
+    write("tower_train_lmdb", {b"b2": _png_bytes(solid(GREEN), "JPEG", quality=95),
+                               b"a1": _png_bytes(red_centre_blue_sides(), "WEBP", lossless=True),
                                b"c3": _png_bytes(solid(BLUE), "WEBP", lossless=True)})
     write("tower_val_lmdb", {b"v": _png_bytes(solid(BLUE), "JPEG", quality=95)})
     write_tree(tmp_path)  # bedroom as folders in the same directory: mixed sources

@@ -158,6 +158,58 @@ def test_resampling_helpers():
     np.testing.assert_allclose(pooled, x.reshape(2, 2, 2, 3, 2, 3).mean(axis=(2, 4)))
 
 
+def _conv(x, conv):
+    y = tf.nn.conv2d(x, conv.kernel, 1, "SAME")
+    return y if conv.bias is None else y + conv.bias
+
+
+def _randomise(block, seed):
+    for i, v in enumerate(block.weights):
+        v.assign(tf.random.normal(v.shape, mean=1.0 if "scale" in v.path else 0.0, stddev=0.5,
+                                  seed=seed + i))
+
+
+def test_up_block_follows_the_release_wiring():
+    """BN, ReLU, upsample + conv3x3, BN, ReLU, conv3x3; shortcut upsample + conv1x1."""
+    from mergan_tf.models.resnet64 import ResidualBlockUp
+    block = ResidualBlockUp(6, 4)
+    x = tf.random.normal([5, 4, 4, 6], seed=11)
+    block(x)
+    _randomise(block, 12)
+
+    def bn(h, layer):
+        mean, var = tf.nn.moments(h, [0, 1, 2])
+        return (h - mean) / tf.sqrt(var + 1e-5) * layer.scale + layer.offset
+
+    up = lambda h: tf.repeat(tf.repeat(h, 2, axis=1), 2, axis=2)
+    h = _conv(up(tf.nn.relu(bn(x, block.bn1))), block.conv1)
+    h = _conv(tf.nn.relu(bn(h, block.bn2)), block.conv2)
+    expected = _conv(up(x), block.shortcut) + h
+    np.testing.assert_allclose(block(x).numpy(), expected.numpy(), atol=1e-4)
+    assert block(x).shape == (5, 8, 8, 4)
+
+
+def test_down_block_follows_the_release_wiring():
+    """LN, ReLU, conv3x3 in->in, LN, ReLU, conv3x3 in->out, mean-pool; shortcut
+    mean-pool + conv1x1."""
+    from mergan_tf.models.resnet64 import ResidualBlockDown
+    block = ResidualBlockDown(3, 5)
+    x = tf.random.normal([2, 8, 8, 3], seed=13)
+    block(x)
+    _randomise(block, 14)
+
+    def ln(h, layer):
+        mean, var = tf.nn.moments(h, [1, 2, 3], keepdims=True)
+        return (h - mean) / tf.sqrt(var + 1e-5) * layer.scale + layer.offset
+
+    pool = lambda h: tf.reshape(h, [2, h.shape[1] // 2, 2, h.shape[2] // 2, 2, -1]).numpy().mean(axis=(2, 4))
+    h = _conv(tf.nn.relu(ln(x, block.ln1)), block.conv1)
+    h = _conv(tf.nn.relu(ln(h, block.ln2)), block.conv2)
+    expected = _conv(pool(x), block.shortcut) + pool(h)
+    np.testing.assert_allclose(block(x).numpy(), expected.numpy(), atol=1e-4)
+    assert block(x).shape == (2, 4, 4, 5)
+
+
 def _assert_tflib_uniform(kernel, stdev):
     limit = stdev * math.sqrt(3.0)
     top = float(np.abs(kernel).max())
@@ -208,7 +260,12 @@ def test_critic_is_batch_independent_and_has_a_gradient_penalty_gradient():
         slopes = tf.norm(tf.reshape(inner.gradient(logits, x), [4, -1]), axis=1)
         penalty = tf.reduce_mean((slopes - 1.0) ** 2)
     grads = outer.gradient(penalty, d.trainable_variables)
-    assert all(g is not None for g in grads)
+    # Second-order gradients reach every kernel and LayerNorm scale of the Wasserstein path
+    # (biases added after the last nonlinearity do not change dD/dx, so they get none).
+    reached = {v.path for v, g in zip(d.trainable_variables, grads) if g is not None}
+    wanted = {v.path for v in d.trainable_variables
+              if v.path.endswith(("kernel", "scale")) and "acgan_output" not in v.path}
+    assert wanted <= reached and len(wanted) == 2 + 4 * 5
 
 
 @pytest.mark.parametrize("make", [lambda: Generator(dim=4), lambda: Critic(dim=4)])
