@@ -43,6 +43,8 @@ def define_flags() -> None:
                         "checkpoints/classifiers/<dataset>).")
     flags.DEFINE_float("min_evaluator_accuracy", None, "Refuse an --eval_every evaluator below "
                        "this real-test accuracy in percent (default: the dataset's floor).")
+    flags.DEFINE_boolean("export", None, "Export each finished task as a SavedModel sampler "
+                         "(default on; --noexport to skip).")
     flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exit.")
     flags.DEFINE_boolean("overwrite", False, "Replace the outputs of an existing run directory.")
     flags.DEFINE_boolean("resume", False, "Continue the run in --out_dir from its latest "
@@ -104,6 +106,6 @@ def config_from_flags(f) -> configs.RunConfig:
         output=_replace(cfg.output, sample_every=f.sample_every,
                         checkpoint_every=f.checkpoint_every, log_every=f.log_every,
                         eval_every=f.eval_every, evaluator_dir=f.evaluator_dir,
-                        evaluator_min_accuracy=f.min_evaluator_accuracy),
+                        evaluator_min_accuracy=f.min_evaluator_accuracy, export=f.export),
     )
     return configs.validate(cfg)

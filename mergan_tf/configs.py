@@ -175,6 +175,8 @@ class OutputConfig:
       evaluator_dir: the evaluator classifier (default checkpoints/classifiers/<dataset>).
       evaluator_min_accuracy: refuse an evaluator whose real-test accuracy (percent) is
         lower; None uses the dataset's floor (MNIST 97.5).
+      export: export each finished task's snapshot as a SavedModel sampler
+        (`<run>/export/task_NN`, see `mergan_tf.export`).
     """
 
     sample_every: int = 200
@@ -185,6 +187,7 @@ class OutputConfig:
     eval_samples_per_class: int = 64
     evaluator_dir: Optional[str] = None
     evaluator_min_accuracy: Optional[float] = None
+    export: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

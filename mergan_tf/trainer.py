@@ -21,7 +21,7 @@ import tensorflow as tf
 from absl import logging
 
 from mergan_tf import images as image_lib
-from mergan_tf import losses, runlock, snapshots
+from mergan_tf import export, losses, runlock, snapshots
 from mergan_tf.configs import RunConfig
 from mergan_tf.data import ImageData, from_model_range, task_dataset
 from mergan_tf.methods import ReplayBatch, make_method
@@ -313,6 +313,10 @@ class Trainer:
             self._after_iteration(task, iteration, terms)
         self.method.after_task(self, task_index)
         self.write_snapshot(task_index, self.cfg.train.iters - 1)
+        if self.cfg.output.export and self.method.conditional:
+            # A SavedModel sampler of every finished task (DGR's unconditional generator
+            # needs its solver to sample a class, which the export does not carry).
+            export.export_snapshot(self.run_dir, self.snapshot_number(task_index))
 
     def start_task(self, task_index: int) -> "TaskState":
         """Everything a task's iterations need: method set-up, optimizers, steps, data."""

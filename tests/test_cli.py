@@ -16,7 +16,7 @@ FLAG_DEFAULTS = dict(dataset="mnist", method="sft", iters=None, tasks=None, clas
                      sample_every=None, checkpoint_every=None, log_every=None, batch_size=None,
                      model_dim=None, acgan_scale=None, eval_every=None,
                      evaluator_dir=None, min_evaluator_accuracy=None, ewc_lambda=None,
-                     ewc_samples=None, ewc_accumulate=None)
+                     ewc_samples=None, ewc_accumulate=None, export=None)
 
 
 def test_resume_needs_an_existing_run(tmp_path):

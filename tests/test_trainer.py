@@ -66,6 +66,8 @@ def test_outputs_exist(finished_run):
     assert expected <= set(os.listdir(samples))
     assert glob.glob(os.path.join(run_dir, "tensorboard", "events.out.tfevents.*"))
     assert os.listdir(os.path.join(run_dir, "checkpoints", "task_02"))
+    for task in (1, 2):  # training exports every finished task as a SavedModel sampler
+        assert os.path.exists(os.path.join(run_dir, "export", f"task_{task:02d}", "saved_model.pb"))
     keys = {row["key"] for row in read_scalars(run_dir)}
     assert {"loss/critic/wasserstein", "loss/critic/gp", "loss/critic/ac_real", "loss/gen/wasserstein",
             "loss/gen/ac_fake", "loss/gen/total", "loss/critic/total", "perf/iters_per_sec"} <= keys
