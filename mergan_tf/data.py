@@ -26,10 +26,13 @@ import logging
 import os
 import socket
 import threading
+import zlib
 from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
+
+from mergan_tf import configs
 
 # IDX type codes (third byte of the magic number) -> big-endian numpy dtype.
 _IDX_DTYPES = {
@@ -145,13 +148,18 @@ def read_idx(path: str) -> np.ndarray:
         DataError: If the file is unreadable, has a bad magic number or holds a
             different number of bytes than its header announces.
     """
+    gzipped = path.endswith(".gz")
     try:
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rb") as f:
+        with (gzip.open if gzipped else open)(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"cannot read IDX file {path}: {e}. Re-download or re-extract "
-                        "it.") from e
+    except PermissionError as e:
+        raise DataError(f"cannot read IDX file {path}: {e}. Fix its permissions "
+                        f"(chmod a+r {path}).") from e
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        expected = ("a complete gzip-compressed MNIST-format IDX file (the name ends in "
+                    ".gz)" if gzipped else "an uncompressed MNIST-format IDX file")
+        raise DataError(f"cannot read IDX file {path}: {e}; expected {expected}. The file "
+                        "is truncated or corrupt: re-download or re-extract it.") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file: bad magic number {raw[:4].hex()} "
                         "(expected 00 00 <type code> <rank>). Check that the file is "
@@ -254,13 +262,21 @@ def load_svhn_mat(path: str) -> tuple[np.ndarray, np.ndarray]:
         DataError: If the file cannot be read or lacks well-formed 'X'/'y' arrays.
     """
     import scipy.io  # pylint: disable=import-outside-toplevel
+    from scipy.io.matlab import MatReadError  # pylint: disable=import-outside-toplevel
 
     try:
         mat = scipy.io.loadmat(path, variable_names=("X", "y"))
-    except (OSError, ValueError, NotImplementedError, TypeError) as e:
-        # NotImplementedError is scipy's answer to MATLAB v7.3 (HDF5) files.
-        raise DataError(f"cannot read SVHN file {path}: {e}. Re-download it from the "
-                        "SVHN site (format 2, cropped digits).") from e
+    except PermissionError as e:
+        raise DataError(f"cannot read SVHN file {path}: {e}. Fix its permissions "
+                        f"(chmod a+r {path}).") from e
+    except (OSError, ValueError, NotImplementedError, TypeError, MatReadError,
+            zlib.error) as e:
+        # NotImplementedError is scipy's answer to MATLAB v7.3 (HDF5) files; a truncated
+        # file gives OSError or MatReadError, a corrupt compressed one zlib.error.
+        raise DataError(f"cannot read SVHN file {path}: {e}; expected a complete MATLAB "
+                        "(v5) file with 'X' uint8 [32, 32, 3, N] and 'y' [N, 1]. The file "
+                        "is truncated or corrupt: re-download it from the SVHN site "
+                        "(format 2, cropped digits).") from e
     missing = [k for k in ("X", "y") if k not in mat]
     if missing:
         raise DataError(f"{path} lacks the key(s) {missing} (found {sorted(mat)}); "
@@ -500,7 +516,7 @@ def _load_files(name, data_dir):
                         "SVHN .mat files), or omit it to use TFDS.")
     if not os.access(data_dir, os.R_OK | os.X_OK):
         raise DataError(f"data directory {data_dir} is not readable; fix its "
-                        "permissions.")
+                        f"permissions (chmod u+rx {data_dir}) or pass another --data_dir.")
     has_idx = _find_idx_file(data_dir, *_IDX_FILES["train_images"]) is not None
     has_mat = os.path.isfile(os.path.join(data_dir, _SVHN_FILES[0]))
     # A directory holding both formats: SVHN wants the .mat files, the rest IDX.
@@ -538,8 +554,11 @@ def _build(name, train, test, where, class_names, image_size, channels, verbose)
     (x_train, y_train), (x_test, y_test) = train, test
     if channels is not None and x_train.shape[-1] != channels:
         raise DataError(f"{where}: the images have {x_train.shape[-1]} channel(s) but "
-                        f"{channels} were requested; pick the dataset's channel count "
-                        "(mnist 1, svhn 3) or a dataset with the channels you want.")
+                        f"{channels} were requested (the {name!r} preset's models take "
+                        f"{channels}); point --data_dir at {name}'s own files"
+                        f"{' (train_32x32.mat, test_32x32.mat)' if name == 'svhn' else ''}"
+                        f", or pick the --dataset these files belong to ("
+                        f"{_datasets_with_channels(x_train.shape[-1])}).")
     x_train = _to_image_size(x_train, image_size)
     if x_test is not None:
         x_test = _to_image_size(x_test, image_size)
@@ -556,6 +575,12 @@ def _build(name, train, test, where, class_names, image_size, channels, verbose)
         print(f"Loaded {name} from {where}: {len(x_train)} train / {n_test} test "
               f"images of {list(x_train.shape[1:])}.")
     return data
+
+
+def _datasets_with_channels(channels):
+    """Names of the presets whose images have `channels` channels, for messages."""
+    names = [n for n, p in sorted(configs.PRESETS.items()) if p.channels == channels]
+    return ", ".join(names) or f"no preset has {channels}-channel images"
 
 
 def _to_image_size(images, size):
@@ -628,8 +653,8 @@ def task_dataset(data: ImageData, classes: Sequence[int], batch_size: int = 64,
     empty = [c for c in classes if c < 0 or counts[c] == 0]
     if empty:
         raise DataError(f"class(es) {empty} have no {split} images in {data.source} "
-                        f"(classes 0..{data.num_classes - 1}); check the task's class "
-                        "ids or use data that contains them.")
+                        f"(classes 0..{data.num_classes - 1}); check --classes (the "
+                        "task order) or point --data_dir at data that contains them.")
     keep = np.isin(labels, classes)
     n = int(keep.sum())
     if n < batch_size:

@@ -261,7 +261,10 @@ def export_run(run_dir: str, out_root: str | None = None) -> list[str]:
     """
     tasks = snapshots.list_snapshots(run_dir)
     if not tasks:
-        raise snapshots.SnapshotError(f"no task snapshots in {run_dir}/snapshots to export")
+        raise snapshots.SnapshotError(
+            f"no task snapshots in {os.path.join(run_dir, 'snapshots')} to export: a snapshot "
+            f"is written at the end of each task; train (or, if interrupted, --resume) at "
+            f"least one task with scripts/run_sequential.py --out_dir {run_dir}")
     root = out_root or os.path.join(run_dir, "export")
     return [export_snapshot(run_dir, t, os.path.join(root, f"task_{t:02d}")) for t in tasks]
 

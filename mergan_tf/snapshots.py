@@ -60,6 +60,10 @@ def write_snapshot(run_dir: str, task: int, objects: dict[str, Any], info: dict[
 
 def read_snapshot_info(run_dir: str, task: int) -> dict[str, Any]:
     """The `snapshot.json` of a snapshot; SnapshotError naming what exists otherwise."""
+    if task < 1:
+        raise SnapshotError(f"task {task}: tasks are numbered from 1 (the snapshot after the "
+                            f"first task is task 1); snapshots present in {run_dir}: "
+                            f"{list_snapshots(run_dir) or 'none'}")
     path = os.path.join(snapshot_dir(run_dir, task), "snapshot.json")
     if not os.path.exists(path):
         have = list_snapshots(run_dir)
@@ -73,23 +77,46 @@ def read_snapshot_info(run_dir: str, task: int) -> dict[str, Any]:
 def restore_into(run_dir: str, task: int, **objects: Any) -> dict[str, Any]:
     """Restores the named objects (e.g. generator=G) from a snapshot; returns its info."""
     info = read_snapshot_info(run_dir, task)
-    status = tf.train.Checkpoint(**objects).read(os.path.join(snapshot_dir(run_dir, task), "ckpt"))
+    prefix = os.path.join(snapshot_dir(run_dir, task), "ckpt")
     try:
-        status.assert_existing_objects_matched().expect_partial()
-    except AssertionError as e:
+        # A variable of another shape fails inside read() (ValueError); a missing or
+        # unreadable file fails there too (OpError); a missing object fails the assert.
+        status = tf.train.Checkpoint(**objects).read(prefix)
+        status.expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SnapshotError(
-            f"snapshot after task {task} in {run_dir} does not fit the requested model "
-            f"(other dataset or model size?): {e}") from e
+            f"snapshot after task {task} in {run_dir} does not fit the model it is loaded into "
+            f"({reason}). It was written with another dataset or model size (image channels, "
+            f"--model_dim) than {_describe_run(run_dir)}; load it with the config.json of the "
+            f"run that wrote it") from e
     return info
+
+
+def _describe_run(run_dir: str) -> str:
+    """'<run>/config.json (dataset mnist, 1 channel(s), model_dim 8)' for messages."""
+    path = os.path.join(run_dir, "config.json")
+    try:
+        cfg = load_run_config(run_dir)
+    except SnapshotError:
+        return path
+    m = cfg.model
+    return f"{path} (dataset {cfg.data.dataset}, {m.channels} channel(s), model_dim {m.dim})"
 
 
 def load_run_config(run_dir: str) -> RunConfig:
     """The resolved configuration of a run directory."""
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
-        raise SnapshotError(f"{run_dir} is not a run directory: {path} is missing")
-    with open(path) as f:
-        return RunConfig.from_dict(json.load(f))
+        raise SnapshotError(f"{run_dir} is not a run directory: {path} is missing; pass the "
+                            "--out_dir of a run written by scripts/run_sequential.py")
+    try:
+        with open(path) as f:
+            return RunConfig.from_dict(json.load(f))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SnapshotError(f"cannot read the run configuration {path}: {e!r}; it is not a "
+                            "config.json written by scripts/run_sequential.py; restore it from "
+                            "a backup or start the run again") from e
 
 
 def build_models(cfg: RunConfig) -> tuple[Generator, Critic]:
@@ -104,6 +131,13 @@ def build_models(cfg: RunConfig) -> tuple[Generator, Critic]:
 def load_generator(run_dir: str, task: int) -> tuple[Generator, dict[str, Any]]:
     """The generator of the snapshot after `task` tasks, and the snapshot's info."""
     cfg = load_run_config(run_dir)
+    info = read_snapshot_info(run_dir, task)
+    trained_on = info.get("dataset")
+    if trained_on is not None and trained_on != cfg.data.dataset:
+        raise SnapshotError(
+            f"snapshot after task {task} in {run_dir} was trained on {trained_on!r}, but "
+            f"{_describe_run(run_dir)} describes a {cfg.data.dataset!r} run: the snapshot comes "
+            "from another run; load it with the config.json of the run that wrote it")
     generator, _ = build_models(cfg)
     info = restore_into(run_dir, task, generator=generator)
     return generator, info

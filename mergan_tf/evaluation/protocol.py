@@ -33,9 +33,14 @@ def choose_after_tasks(run_dir: str, requested: Optional[Sequence[int]] = None) 
     (the run's last snapshot when it has neither). SnapshotError names what is missing."""
     available = snapshots.list_snapshots(run_dir)
     if not available:
+        interrupted = os.path.isdir(os.path.join(run_dir, "checkpoints"))
         raise snapshots.SnapshotError(
-            f"{run_dir} has no task snapshot (snapshots/task_NN/); train at least one task "
-            f"with scripts/run_sequential.py --out_dir {run_dir}")
+            f"{run_dir} has no task snapshot (snapshots/task_NN/), so there is nothing to "
+            f"evaluate; " + (f"its first task was interrupted: finish it with "
+                             f"scripts/run_sequential.py --out_dir {run_dir} --resume"
+                             if interrupted else
+                             f"train at least one task with scripts/run_sequential.py "
+                             f"--out_dir {run_dir}"))
     if requested:
         missing = [t for t in requested if t not in available]
         if missing:
@@ -97,6 +102,18 @@ def evaluate_snapshot(sample_fn, classes: Sequence[int], evaluator, real: Option
     return result
 
 
+def load_evaluator(classifier_dir: str, min_accuracy: Optional[float], dataset: str):
+    """`classifiers.load_classifier`, its EvaluatorError also naming the evaluation's
+    options (scripts/evaluate.py --classifier_dir / --min_evaluator_accuracy)."""
+    try:
+        return classifiers.load_classifier(classifier_dir, min_accuracy=min_accuracy,
+                                           dataset=dataset)
+    except classifiers.EvaluatorError as e:
+        raise classifiers.EvaluatorError(
+            f"{e} To evaluate with another one, pass --classifier_dir with a {dataset} "
+            f"evaluator; --min_evaluator_accuracy (percent) sets the accuracy floor.") from e
+
+
 def evaluate_run(run_dir: str, after_tasks: Optional[Sequence[int]] = None,
                  classifier_dir: Optional[str] = None, min_accuracy: Optional[float] = None,
                  batches: int = 100, batch_size: int = 64, seed: int = 0,
@@ -106,8 +123,7 @@ def evaluate_run(run_dir: str, after_tasks: Optional[Sequence[int]] = None,
     cfg = snapshots.load_run_config(run_dir)
     dataset = cfg.data.dataset
     classifier_dir = classifier_dir or default_classifier_dir(dataset)
-    evaluator, meta = classifiers.load_classifier(classifier_dir, min_accuracy=min_accuracy,
-                                                  dataset=dataset)
+    evaluator, meta = load_evaluator(classifier_dir, min_accuracy, dataset)
     if real is None and (reverse_per_class or fid_per_class_n):
         real = load_dataset(dataset, data_dir=cfg.data.data_dir, source=cfg.data.source,
                             channels=cfg.model.channels, verbose=False)
