@@ -75,9 +75,15 @@ def resume_config(f) -> configs.RunConfig:
     if not f.out_dir:
         raise configs.ConfigError("--resume and --start_from_task need the run's --out_dir")
     try:
-        return configs.validate(snapshots.load_run_config(f.out_dir))
+        cfg = snapshots.load_run_config(f.out_dir)
     except snapshots.SnapshotError as e:
         raise configs.ConfigError(f"cannot resume: {e}") from e
+    # The run continues where it is now (it may have been moved), on data that may have
+    # moved since it started.
+    cfg = cfg.replace(out_dir=f.out_dir)
+    if f.data_dir is not None:
+        cfg = cfg.replace(data=dataclasses.replace(cfg.data, data_dir=f.data_dir))
+    return configs.validate(cfg)
 
 
 def config_from_flags(f) -> configs.RunConfig:

@@ -39,6 +39,10 @@ class NonFiniteLossError(FloatingPointError):
     """A loss term became NaN or Inf."""
 
 
+class CheckpointWriteError(OSError):
+    """A training-state checkpoint could not be written (disk full, directory gone)."""
+
+
 class ScalarLog:
     """Scalars to TensorBoard and to a long-format CSV (step, task, iteration, key, value)."""
 
@@ -402,7 +406,7 @@ class Trainer:
         for name in ("scalars.csv", "forgetting.csv"):
             path = os.path.join(self.run_dir, name)
             if os.path.exists(path):
-                with open(path) as f:
+                with open(path, newline="") as f:  # keep the csv module's line endings
                     lines = f.readlines()
                 keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= step]
                 _write_text(path, "".join(keep))
@@ -431,8 +435,21 @@ class Trainer:
         raise NonFiniteLossError(
             f"non-finite loss at task {task.index + 1}, iteration {iteration} (global step {step}): "
             f"{', '.join(f'{k}={float(terms[k])}' for k in bad)}. Training stopped; the last good "
-            f"checkpoint in {self._checkpoint_dir(task.index)} is unchanged (resume with --resume, "
-            f"e.g. after lowering the learning rate); the models at this step are in {debug}")
+            f"checkpoint in {self._checkpoint_dir(task.index)} is unchanged (continue from it with "
+            f"--resume); the models at this step are in {debug}")
+
+    def _save_checkpoint(self, task: "TaskState", iteration: int) -> None:
+        """Saves the training state; a failed write (e.g. a full disk) stops training with
+        the previous checkpoint, which CheckpointManager leaves intact, named."""
+        try:
+            task.checkpoint.save(checkpoint_number=iteration)
+        except (OSError, tf.errors.OpError) as e:
+            raise CheckpointWriteError(
+                f"cannot write the checkpoint of task {task.index + 1}, iteration {iteration} in "
+                f"{task.checkpoint.directory}: {e}. Training stopped; the previous checkpoint "
+                f"{task.checkpoint.latest_checkpoint or '(none: the task restarts)'} is intact. "
+                f"Free some space (or fix the directory), then continue with "
+                f"scripts/run_sequential.py --out_dir {self.run_dir} --resume") from e
 
     def _after_iteration(self, task: "TaskState", iteration: int, terms) -> None:
         self._check_finite(task, iteration, terms)
@@ -447,7 +464,7 @@ class Trainer:
         if should_sample(iteration, out.sample_every) or last:
             self.write_class_grids(task.index, iteration)
         if iteration % out.checkpoint_every == 0:
-            task.checkpoint.save(checkpoint_number=iteration)
+            self._save_checkpoint(task, iteration)
         if self.monitor is not None and out.eval_every and (iteration % out.eval_every == 0 or last):
             self.monitor(self.method.sampler(self), self.learned_classes(task.index), int(self.global_step.numpy()),
                          self.snapshot_number(task.index), iteration, self.log)
@@ -502,7 +519,7 @@ def _fmt_seconds(s: float) -> str:
 def _write_text(path: str, text: str) -> None:
     """Writes a file atomically: a temporary name in the same directory, then rename."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
+    with open(tmp, "w", newline="") as f:
         f.write(text)
     os.replace(tmp, path)
 
@@ -523,9 +540,9 @@ def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
             path = os.path.join(run_dir, name)
             if os.path.exists(path):
                 os.remove(path)
-    os.makedirs(run_dir, exist_ok=True)
     probe = os.path.join(run_dir, ".write_test")
     try:
+        os.makedirs(run_dir, exist_ok=True)
         with open(probe, "w") as f:
             f.write("ok")
         os.remove(probe)

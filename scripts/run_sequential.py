@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from mergan_tf import cli, configs, data, trainer  # noqa: E402
+from mergan_tf import cli, configs, data, runlock, trainer  # noqa: E402
 from mergan_tf.evaluation import classifiers  # noqa: E402
 from mergan_tf.evaluation.monitor import forgetting_monitor  # noqa: E402
 
@@ -36,10 +36,16 @@ def main(argv):
         monitor = forgetting_monitor(cfg)
     except classifiers.EvaluatorError as e:
         raise app.UsageError(f"--eval_every needs an evaluator: {e}")
+    try:  # before prepare_run_dir: a run that cannot start must not empty --out_dir
+        dataset = data.load_dataset(cfg.data.dataset, data_dir=cfg.data.data_dir,
+                                    source=cfg.data.source, channels=cfg.model.channels)
+    except data.DataError as e:
+        raise app.UsageError(str(e))
     if not resuming:
-        trainer.prepare_run_dir(cfg, overwrite=FLAGS.overwrite)
-    dataset = data.load_dataset(cfg.data.dataset, data_dir=cfg.data.data_dir,
-                                source=cfg.data.source, channels=cfg.model.channels)
+        try:
+            trainer.prepare_run_dir(cfg, overwrite=FLAGS.overwrite)
+        except (FileExistsError, PermissionError, runlock.RunLockedError) as e:
+            raise app.UsageError(str(e))
     logging.info("data source: %s", dataset.source)
     cfg = cfg.replace(data=dataclasses.replace(cfg.data, resolved_source=dataset.source))
     trainer.Trainer(cfg, dataset, monitor=monitor).train(resume=FLAGS.resume,

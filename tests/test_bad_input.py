@@ -222,9 +222,6 @@ def test_missing_data_dir_on_the_command_line_leaves_the_run_untouched(run_after
     assert_unchanged(before, run)
 
 
-@pytest.mark.xfail(reason="needs scripts/run_sequential.py to load the data before "
-                          "prepare_run_dir (which --overwrite empties) and to turn DataError "
-                          "into a usage error", strict=True)
 def test_missing_data_dir_with_overwrite_keeps_the_old_run(run_after_task_1, tmp_path):
     """A new run that cannot start must not cost the old one its outputs."""
     run = copy_run(run_after_task_1, tmp_path / "run")
@@ -367,8 +364,6 @@ def test_bad_flags_on_the_command_line_leave_an_existing_run_untouched(args, par
     assert_unchanged(before, run)
 
 
-@pytest.mark.xfail(reason="needs cli.resume_config in mergan_tf/cli.py to apply --data_dir "
-                          "to the saved configuration", strict=True)
 def test_resume_accepts_the_new_place_of_moved_data(run_after_task_1, tmp_path):
     """The DataError of a resumed run says "pass --data_dir"; --resume must then honour it."""
     run = copy_run(run_after_task_1, tmp_path / "run", data={"data_dir": str(tmp_path / "old")})
@@ -376,8 +371,6 @@ def test_resume_accepts_the_new_place_of_moved_data(run_after_task_1, tmp_path):
     assert cfg.data.data_dir == MNIST_DIR
 
 
-@pytest.mark.xfail(reason="needs cli.resume_config in mergan_tf/cli.py to use the --out_dir "
-                          "given, not the out_dir saved in config.json", strict=True)
 def test_resume_of_a_moved_run_writes_where_the_run_now_is(run_after_task_1, tmp_path):
     """A run copied or moved elsewhere must not resume into (and overwrite) the original."""
     run = str(tmp_path / "moved")
@@ -389,8 +382,6 @@ def test_resume_of_a_moved_run_writes_where_the_run_now_is(run_after_task_1, tmp
 # ------------------------------------------------------------------ outputs (issue part 3)
 
 
-@pytest.mark.xfail(reason="needs prepare_run_dir in mergan_tf/trainer.py to create the "
-                          "directory inside its try (os.makedirs raises first)", strict=True)
 @pytest.mark.parametrize("below", [True, False], ids=["out_dir-below-a-file", "out_dir-is-a-file"])
 def test_output_directory_that_cannot_be_created(below, tmp_path):
     """Root writes anywhere, but nobody can create a directory inside a regular file."""
@@ -466,9 +457,6 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(full_disk, mnist_d
         np.testing.assert_array_equal(got.numpy(), want)
 
 
-@pytest.mark.xfail(reason="needs Trainer._after_iteration in mergan_tf/trainer.py to wrap "
-                          "the checkpoint save's OSError/OpError in a message naming the "
-                          "previous checkpoint and --resume", strict=True)
 def test_full_disk_error_says_disk_full_where_and_how_to_resume(full_disk):
     assert_says(str(full_disk.error), "No space left on device", full_disk.ckpt_dir,
                 os.path.join(full_disk.ckpt_dir, "ckpt-1"), f"--out_dir {full_disk.out} --resume")

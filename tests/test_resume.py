@@ -69,7 +69,7 @@ def tiny_config(out_dir, iters=3, method="sft"):
     return configs.validate(cfg.replace(
         classes=(0, 1, 2), out_dir=str(out_dir), model=dataclasses.replace(cfg.model, dim=8),
         train=dataclasses.replace(cfg.train, iters=iters),
-        output=dataclasses.replace(cfg.output, log_every=1, checkpoint_every=1)))
+        output=dataclasses.replace(cfg.output, log_every=1, checkpoint_every=1, export=False)))
 
 
 def test_resume_after_a_finished_task_and_start_from_task(mnist_data, tmp_path):
