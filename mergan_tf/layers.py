@@ -38,6 +38,19 @@ def deconv_init(in_ch: int, out_ch: int, kernel: int, stride: int) -> keras.init
     return tflib_uniform(math.sqrt(4.0 / (fan_in + fan_out)))
 
 
+def batch_normalize(x, num_groups: int, epsilon: float):
+    """(x - mean) / sqrt(var + eps) with the batch's statistics over every axis but the
+    last; with num_groups = G, each of G equal consecutive groups of the batch on its own
+    (which equals G separate calls)."""
+    if num_groups == 1:
+        mean, var = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)), keepdims=True)
+        return (x - mean) * tf.math.rsqrt(var + epsilon)
+    shape = tf.shape(x)
+    grouped = tf.reshape(x, tf.concat([[num_groups, -1], shape[1:]], axis=0))
+    mean, var = tf.nn.moments(grouped, axes=list(range(1, x.shape.rank)), keepdims=True)
+    return tf.reshape((grouped - mean) * tf.math.rsqrt(var + epsilon), shape)
+
+
 class ConditionalBatchNorm(keras.layers.Layer):
     """Batch normalisation with a per-class scale and offset (NHWC).
 
@@ -74,23 +87,13 @@ class ConditionalBatchNorm(keras.layers.Layer):
         tf.debugging.assert_less(labels, tf.cast(self.num_classes, labels.dtype),
                                  message=f"label >= num_classes ({self.num_classes})")
         tf.debugging.assert_non_negative(labels, message="negative label")
-        normalized = self._normalize(x, num_groups)
+        normalized = batch_normalize(x, num_groups, self.epsilon)
         gamma = tf.gather(self.gamma, labels)
         beta = tf.gather(self.beta, labels)
         extra = [1] * (x.shape.rank - 2)
         gamma = tf.reshape(gamma, [-1] + extra + [gamma.shape[-1]])
         beta = tf.reshape(beta, [-1] + extra + [beta.shape[-1]])
         return normalized * gamma + beta
-
-    def _normalize(self, x, num_groups: int):
-        """(x - mean) / sqrt(var + eps) with batch statistics, per group of the batch."""
-        if num_groups == 1:
-            mean, var = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)), keepdims=True)
-            return (x - mean) * tf.math.rsqrt(var + self.epsilon)
-        shape = tf.shape(x)
-        grouped = tf.reshape(x, tf.concat([[num_groups, -1], shape[1:]], axis=0))
-        mean, var = tf.nn.moments(grouped, axes=list(range(1, x.shape.rank)), keepdims=True)
-        return tf.reshape((grouped - mean) * tf.math.rsqrt(var + self.epsilon), shape)
 
     def compute_output_shape(self, input_shape, labels_shape=None):
         return input_shape
@@ -122,17 +125,8 @@ def upsample_2x(x):
     return tf.nn.depth_to_space(tf.concat([x, x, x, x], axis=-1), 2)
 
 
-class LayerNorm(keras.layers.Layer):
-    """Per-sample normalisation over all non-batch axes with a per-channel scale and offset.
-
-    The release's `tflib.ops.layernorm.Layernorm(name, [1, 2, 3], x)` on NCHW data: mean and
-    variance of each sample over (C, H, W), epsilon 1e-5, then `scale[c]` (init 1) and
-    `offset[c]` (init 0). Here in NHWC the channel is the last axis. It does not mix
-    samples, so a critic built with it can be called on concatenated batches.
-
-    Args:
-      epsilon: variance epsilon (release: 1e-5).
-    """
+class _ScaleOffsetNorm(keras.layers.Layer):
+    """A normalisation with a per-channel scale (init 1) and offset (init 0)."""
 
     def __init__(self, epsilon: float = 1e-5, **kwargs):
         super().__init__(**kwargs)
@@ -145,10 +139,6 @@ class LayerNorm(keras.layers.Layer):
         self.offset = self.add_weight(name="offset", shape=(channels,), initializer="zeros",
                                       trainable=True)
 
-    def call(self, x):
-        mean, var = tf.nn.moments(x, axes=list(range(1, x.shape.rank)), keepdims=True)
-        return (x - mean) * tf.math.rsqrt(var + self.epsilon) * self.scale + self.offset
-
     def compute_output_shape(self, input_shape):
         return input_shape
 
@@ -158,7 +148,24 @@ class LayerNorm(keras.layers.Layer):
         return config
 
 
-class BatchNorm(keras.layers.Layer):
+class LayerNorm(_ScaleOffsetNorm):
+    """Per-sample normalisation over all non-batch axes with a per-channel scale and offset.
+
+    The release's `tflib.ops.layernorm.Layernorm(name, [1, 2, 3], x)` on NCHW data: mean and
+    variance of each sample over (C, H, W), epsilon 1e-5, then `scale[c]` (init 1) and
+    `offset[c]` (init 0). Here in NHWC the channel is the last axis. It does not mix
+    samples, so a critic built with it can be called on concatenated batches.
+
+    Args:
+      epsilon: variance epsilon (release: 1e-5).
+    """
+
+    def call(self, x):
+        mean, var = tf.nn.moments(x, axes=list(range(1, x.shape.rank)), keepdims=True)
+        return (x - mean) * tf.math.rsqrt(var + self.epsilon) * self.scale + self.offset
+
+
+class BatchNorm(_ScaleOffsetNorm):
     """Plain batch normalisation that ALWAYS uses the current batch's statistics (NHWC).
 
     The release's generator BN of the 64x64 model (`tflib.ops.batchnorm`, fused, no
@@ -171,32 +178,5 @@ class BatchNorm(keras.layers.Layer):
       epsilon: variance epsilon (release: 1e-5).
     """
 
-    def __init__(self, epsilon: float = 1e-5, **kwargs):
-        super().__init__(**kwargs)
-        self.epsilon = float(epsilon)
-
-    def build(self, input_shape):
-        channels = int(input_shape[-1])
-        self.scale = self.add_weight(name="scale", shape=(channels,), initializer="ones",
-                                     trainable=True)
-        self.offset = self.add_weight(name="offset", shape=(channels,), initializer="zeros",
-                                      trainable=True)
-
     def call(self, x, num_groups: int = 1):
-        if num_groups == 1:
-            mean, var = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)), keepdims=True)
-            normalized = (x - mean) * tf.math.rsqrt(var + self.epsilon)
-        else:
-            shape = tf.shape(x)
-            grouped = tf.reshape(x, tf.concat([[num_groups, -1], shape[1:]], axis=0))
-            mean, var = tf.nn.moments(grouped, axes=list(range(1, x.shape.rank)), keepdims=True)
-            normalized = tf.reshape((grouped - mean) * tf.math.rsqrt(var + self.epsilon), shape)
-        return normalized * self.scale + self.offset
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"epsilon": self.epsilon})
-        return config
+        return batch_normalize(x, num_groups, self.epsilon) * self.scale + self.offset
