@@ -4,7 +4,6 @@ import dataclasses
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from mergan_tf import configs, snapshots
 from mergan_tf.trainer import Trainer, prepare_run_dir

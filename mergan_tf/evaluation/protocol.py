@@ -13,7 +13,6 @@ import json
 import os
 from typing import Optional, Sequence
 
-import numpy as np
 import tensorflow as tf
 
 from mergan_tf import dgr, snapshots
