@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from mergan_tf.data import DataError, ImageData, _tfds_builder, _tfds_is_prepared
+from mergan_tf.data import DataError, ImageData, _listing, _tfds_builder, _tfds_is_prepared
 
 LSUN_CATEGORIES = types.MappingProxyType({
     "bedroom": 0, "kitchen": 1, "dining_room": 2, "conference_room": 3, "living_room": 4,
@@ -333,15 +333,6 @@ def _fill_from_lmdb(lmdb, path, out, size):
     if start < len(out):
         raise DataError(f"the LMDB {path} yielded {start} images, fewer than its "
                         f"{len(out)} entries; re-download it.")
-
-
-def _listing(folder, limit=10):
-    """A short description of a directory's contents for error messages."""
-    names = sorted(os.listdir(folder))
-    if not names:
-        return "nothing (the directory is empty)"
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
 
 
 # ------------------------------------------------------------------------------- TFDS
