@@ -39,7 +39,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    out_dir = FLAGS.out_dir or os.path.join("checkpoints", "classifiers", FLAGS.dataset)
+    out_dir = FLAGS.out_dir or classifiers.default_dir(FLAGS.dataset)
     try:
         dataset = data.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir)
         test_images, test_labels = classifiers.require_test_split(dataset)

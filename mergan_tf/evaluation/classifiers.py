@@ -49,6 +49,11 @@ DEFAULT_LEARNING_RATE = {"mlp": 1e-3, "svhn_conv": 1e-3, "cnn": 1e-3}
 TRAIN_COMMAND = "python scripts/train_classifier.py --dataset {dataset}"
 
 
+def default_dir(dataset):
+    """Where an evaluator for `dataset` is stored by default."""
+    return os.path.join("checkpoints", "classifiers", dataset)
+
+
 class EvaluatorError(ValueError):
     """An evaluator classifier is missing, unreadable or not accurate enough."""
 
@@ -319,8 +324,7 @@ def _missing_message(directory, dataset):
     """Explains how to create a missing evaluator."""
     dataset = dataset or os.path.basename(os.path.normpath(directory)) or "DATASET"
     command = TRAIN_COMMAND.format(dataset=dataset)
-    default_dir = os.path.join("checkpoints", "classifiers", dataset)
-    if os.path.normpath(directory) != os.path.normpath(default_dir):
+    if os.path.normpath(directory) != os.path.normpath(default_dir(dataset)):
         command += f" --out_dir {directory}"
     return f"No evaluator classifier in {directory!r}; make one with `{command}`."
 

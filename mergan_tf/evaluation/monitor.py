@@ -69,7 +69,7 @@ def forgetting_monitor(cfg) -> "ForgettingMonitor | None":
     """
     if not cfg.output.eval_every:
         return None
-    directory = cfg.output.evaluator_dir or os.path.join("checkpoints", "classifiers", cfg.data.dataset)
+    directory = cfg.output.evaluator_dir or classifiers.default_dir(cfg.data.dataset)
     evaluator, meta = classifiers.load_classifier(
         directory, min_accuracy=cfg.output.evaluator_min_accuracy, dataset=cfg.data.dataset)
     print(f"forgetting monitor: evaluator {directory} (real test accuracy "

@@ -24,7 +24,7 @@ RELEASE_AFTER_TASKS = (5, 10)
 
 
 def default_classifier_dir(dataset: str) -> str:
-    return os.path.join("checkpoints", "classifiers", dataset)
+    return classifiers.default_dir(dataset)
 
 
 def choose_after_tasks(run_dir: str, requested: Optional[Sequence[int]] = None) -> list[int]:
