@@ -1,0 +1,132 @@
+"""The comparison point of issue 7: the 32x32 outer iteration written with raw `tf.nn` ops.
+
+No Keras, no trainer: plain variables, one `tf.function` doing one generator update and five
+critic updates of batch 64 (WGAN-GP + AC losses, Adam), on random data in [-1, 1]. It is the
+same mathematics and the same shapes as `mergan_tf.trainer` at SFT, so its time is what the
+framework-free step costs on this machine.
+
+  python benchmarks/plain_step.py --iters 30 [--jit]
+
+The last line is exactly `ms_per_iter=<median>`.
+"""
+
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_integer("iters", 30, "Timed outer iterations.")
+flags.DEFINE_integer("warmup", 5, "Untimed outer iterations first (tracing).")
+flags.DEFINE_integer("dim", 32, "Width multiplier (release 32).")
+flags.DEFINE_boolean("jit", False, "Compile the step with XLA (jit_compile=True).")
+FLAGS = flags.FLAGS
+
+BATCH, Z_DIM, CLASSES, CRITIC_ITERS = 64, 128, 10, 5
+
+
+def _var(shape, scale):
+    return tf.Variable(tf.random.uniform(shape, -scale, scale))
+
+
+def make_params(dim: int) -> tuple[dict, dict]:
+    """Generator and critic variables (NHWC; conv_transpose filters are [k, k, out, in])."""
+    g = {"fc_w": _var([Z_DIM, 16 * 4 * dim], 0.05), "fc_b": tf.Variable(tf.zeros([16 * 4 * dim]))}
+    widths = [4 * dim, 2 * dim, dim, 1]
+    for i in range(3):
+        g[f"gamma{i}"] = tf.Variable(tf.ones([CLASSES, widths[i]]))
+        g[f"beta{i}"] = tf.Variable(tf.zeros([CLASSES, widths[i]]))
+        g[f"dc{i}_w"] = _var([5, 5, widths[i + 1], widths[i]], 0.05)
+        g[f"dc{i}_b"] = tf.Variable(tf.zeros([widths[i + 1]]))
+    d = {}
+    widths = [1, dim, 2 * dim, 4 * dim]
+    for i in range(3):
+        d[f"c{i}_w"] = _var([5, 5, widths[i], widths[i + 1]], 0.05)
+        d[f"c{i}_b"] = tf.Variable(tf.zeros([widths[i + 1]]))
+    d["w_w"], d["w_b"] = _var([16 * 4 * dim, 1], 0.05), tf.Variable(tf.zeros([1]))
+    d["a_w"], d["a_b"] = _var([16 * 4 * dim, CLASSES], 0.05), tf.Variable(tf.zeros([CLASSES]))
+    return g, d
+
+
+def generator(g, z, labels, dim):
+    x = tf.reshape(tf.matmul(z, g["fc_w"]) + g["fc_b"], [-1, 4, 4, 4 * dim])
+    size = 4
+    for i in range(3):
+        mean, var = tf.nn.moments(x, [0, 1, 2], keepdims=True)
+        gamma = tf.gather(g[f"gamma{i}"], labels)[:, None, None, :]
+        beta = tf.gather(g[f"beta{i}"], labels)[:, None, None, :]
+        x = tf.nn.relu(tf.nn.batch_normalization(x, mean, var, beta, gamma, 1e-5))
+        size *= 2
+        out_ch = g[f"dc{i}_w"].shape[2]
+        x = tf.nn.conv2d_transpose(x, g[f"dc{i}_w"], [tf.shape(x)[0], size, size, out_ch],
+                                   2, padding="SAME") + g[f"dc{i}_b"]
+    return tf.tanh(x)
+
+
+def critic(d, x):
+    for i in range(3):
+        x = tf.nn.leaky_relu(tf.nn.conv2d(x, d[f"c{i}_w"], 2, "SAME") + d[f"c{i}_b"], 0.2)
+    x = tf.reshape(x, [tf.shape(x)[0], -1])
+    return tf.squeeze(tf.matmul(x, d["w_w"]) + d["w_b"], 1), tf.matmul(x, d["a_w"]) + d["a_b"]
+
+
+def make_step(dim: int, jit: bool):
+    g, d = make_params(dim)
+    g_vars, d_vars = list(g.values()), list(d.values())
+    g_opt = tf.keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
+    d_opt = tf.keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
+    g_opt.build(g_vars)
+    d_opt.build(d_vars)
+    labels = tf.zeros([BATCH], tf.int32)
+
+    def ce(logits):
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+
+    @tf.function(jit_compile=jit)
+    def step(reals):
+        with tf.GradientTape() as tape:
+            logits, class_logits = critic(d, generator(g, tf.random.normal([BATCH, Z_DIM]), labels, dim))
+            g_loss = -tf.reduce_mean(logits) + ce(class_logits)
+        g_opt.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
+        for k in range(CRITIC_ITERS):
+            real = reals[k]
+            fake = generator(g, tf.random.normal([BATCH, Z_DIM]), labels, dim)
+            alpha = tf.random.uniform([BATCH, 1, 1, 1])
+            with tf.GradientTape() as tape:
+                real_logits, real_class = critic(d, real)
+                fake_logits, _ = critic(d, fake)
+                inter = real + alpha * (fake - real)
+                with tf.GradientTape() as gp_tape:
+                    gp_tape.watch(inter)
+                    inter_logits, _ = critic(d, inter)
+                grads = gp_tape.gradient(inter_logits, inter)
+                slopes = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]))
+                d_loss = (tf.reduce_mean(fake_logits) - tf.reduce_mean(real_logits)
+                          + 10.0 * tf.reduce_mean((slopes - 1.0) ** 2) + ce(real_class))
+            d_opt.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
+        return d_loss
+
+    return step
+
+
+def main(argv):
+    del argv
+    step = make_step(FLAGS.dim, FLAGS.jit)
+    reals = tf.random.uniform([CRITIC_ITERS, BATCH, 32, 32, 1], -1, 1)
+    times = []
+    for _ in range(FLAGS.warmup + FLAGS.iters):
+        start = time.perf_counter()
+        float(step(reals))
+        times.append(time.perf_counter() - start)
+    times = 1000 * np.array(times[FLAGS.warmup:])
+    print(f"plain tf.nn step, dim={FLAGS.dim} jit={FLAGS.jit} iters={FLAGS.iters} "
+          f"threads={tf.config.threading.get_intra_op_parallelism_threads() or 'default'}")
+    print(f"median {np.median(times):.1f} ms, min {times.min():.1f} ms, max {times.max():.1f} ms")
+    print(f"ms_per_iter={np.median(times):.1f}")
+
+
+if __name__ == "__main__":
+    app.run(main)
