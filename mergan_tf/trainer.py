@@ -30,6 +30,19 @@ from mergan_tf.methods import ReplayBatch, make_method
 SAMPLE_ITERS = frozenset(2 ** k for k in range(15))
 
 
+def resident_memory_mb() -> dict[str, float]:
+    """This process's resident memory now and its peak so far, in MiB (Linux /proc;
+    empty elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+    except OSError:
+        return {}
+    return {key: int(fields[name].split()[0]) / 1024.0
+            for key, name in (("perf/rss_mb", "VmRSS"), ("perf/peak_rss_mb", "VmHWM"))
+            if name in fields}
+
+
 def should_sample(iteration: int, sample_every: int) -> bool:
     """The release's sample schedule: 1, 2, 4, ..., 16384 and every `sample_every`."""
     return iteration % sample_every == 0 or iteration in SAMPLE_ITERS
@@ -317,6 +330,12 @@ class Trainer:
             self._after_iteration(task, iteration, terms)
         self.method.after_task(self, task_index)
         self.write_snapshot(task_index, self.cfg.train.iters - 1)
+        # Memory at the end of every task: it must not grow with the learned classes
+        # beyond the replay tensors (benchmarks/memory.py).
+        memory = resident_memory_mb()
+        if memory:
+            self.log.scalars(int(self.global_step.numpy()), task_index + 1,
+                             self.cfg.train.iters - 1, memory)
         if self.cfg.output.export and self.method.conditional:
             # A SavedModel sampler of every finished task (DGR's unconditional generator
             # needs its solver to sample a class, which the export does not carry).

@@ -1,0 +1,75 @@
+"""Resident memory per task of a 10-task run: it must not grow with the learned classes
+beyond the replay tensors (issue 7).
+
+  python benchmarks/memory.py --data_dir ../shared/data/mnist --method ra --iters 20
+
+Trains the real trainer (few iterations per task), reads the `perf/rss_mb` and
+`perf/peak_rss_mb` rows it logs at the end of every task, and prints them beside the size of
+that task's replay tensors. The last line is exactly
+`peak_rss_growth_mb=<peak after the last task - peak after task 2>`.
+"""
+
+import csv
+import dataclasses
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from mergan_tf import configs, data  # noqa: E402
+from mergan_tf.trainer import Trainer, prepare_run_dir  # noqa: E402
+
+flags.DEFINE_string("dataset", "mnist", "Dataset preset.")
+flags.DEFINE_string("data_dir", None, "IDX / .mat directory (default: auto source).")
+flags.DEFINE_enum("method", "ra", list(configs.METHODS), "Method.")
+flags.DEFINE_integer("tasks", 10, "Tasks.")
+flags.DEFINE_integer("iters", 20, "Iterations per task.")
+FLAGS = flags.FLAGS
+
+
+def replay_bytes(cfg: configs.RunConfig, learned: int) -> int:
+    """Bytes of one step's replay tensors (z, Old and New images) with `learned` classes."""
+    if learned == 0:
+        return 0
+    b = cfg.train.batch_size
+    n = learned * (b // learned if cfg.method.reduce_batch else b)
+    pixels = cfg.model.image_size ** 2 * cfg.model.channels
+    return 4 * n * (cfg.model.z_dim + 2 * pixels)
+
+
+def main(argv):
+    del argv
+    d = data.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir, verbose=False)
+    cfg = configs.preset_config(FLAGS.dataset, FLAGS.method)
+    with tempfile.TemporaryDirectory() as run_dir:
+        cfg = configs.validate(cfg.replace(
+            classes=cfg.classes[:FLAGS.tasks], out_dir=run_dir,
+            data=dataclasses.replace(cfg.data, resolved_source=d.source),
+            train=dataclasses.replace(cfg.train, iters=FLAGS.iters),
+            output=dataclasses.replace(cfg.output, sample_every=10 ** 6, checkpoint_every=10 ** 6,
+                                       export=False)))
+        prepare_run_dir(cfg)
+        Trainer(cfg, d).train()
+        with open(os.path.join(run_dir, "scalars.csv")) as f:
+            rows = [r for r in csv.DictReader(f) if r["key"] in ("perf/rss_mb", "perf/peak_rss_mb")]
+    per_task = {}
+    for r in rows:
+        per_task.setdefault(int(r["task"]), {})[r["key"]] = float(r["value"])
+    print(f"method={FLAGS.method} tasks={FLAGS.tasks} iters={FLAGS.iters} data: {d.source}")
+    print("| task | learned classes replayed | replay tensors (KiB) | RSS (MiB) | peak RSS (MiB) |")
+    print("|---|---|---|---|---|")
+    needs_replay = FLAGS.method in ("ra", "jtr")
+    for task, m in sorted(per_task.items()):
+        kib = replay_bytes(cfg, task - 1 if needs_replay else 0) / 1024
+        print(f"| {task} | {task - 1 if needs_replay else 0} | {kib:.0f} | {m['perf/rss_mb']:.0f} | "
+              f"{m['perf/peak_rss_mb']:.0f} |")
+    last = max(per_task)
+    print(f"peak_rss_growth_mb={per_task[last]['perf/peak_rss_mb'] - per_task[2]['perf/peak_rss_mb']:.1f}")
+
+
+if __name__ == "__main__":
+    app.run(main)
