@@ -51,6 +51,9 @@ def define_flags() -> None:
                          "checkpoint or task snapshot, with its saved configuration.")
     flags.DEFINE_integer("start_from_task", None, "Continue the run in --out_dir after the "
                          "snapshot of this finished task (1-based), ignoring later outputs.")
+    flags.DEFINE_enum("strategy", None, list(configs.STRATEGIES), "none: one device (default); "
+                      "mirrored: the local GPUs (or logical CPUs); multi_worker: the hosts of "
+                      "TF_CONFIG. The global --batch_size is split across the replicas.")
     flags.DEFINE_boolean("deterministic", False, "TF op determinism: a resumed run ends "
                          "bit-identical to an uninterrupted one (slower on some ops).")
 
@@ -83,6 +86,8 @@ def resume_config(f) -> configs.RunConfig:
     cfg = cfg.replace(out_dir=f.out_dir)
     if f.data_dir is not None:
         cfg = cfg.replace(data=dataclasses.replace(cfg.data, data_dir=f.data_dir))
+    if getattr(f, "strategy", None) is not None:  # it may resume on other hardware
+        cfg = cfg.replace(train=dataclasses.replace(cfg.train, strategy=f.strategy))
     return configs.validate(cfg)
 
 
@@ -106,7 +111,7 @@ def config_from_flags(f) -> configs.RunConfig:
         data=_replace(cfg.data, data_dir=f.data_dir, source=f.data_source),
         model=_replace(cfg.model, dim=f.model_dim),
         train=_replace(cfg.train, iters=f.iters, batch_size=f.batch_size, acgan_scale=scale,
-                       acgan_scale_g=scale),
+                       acgan_scale_g=scale, strategy=getattr(f, "strategy", None)),
         method=_replace(cfg.method, ra_factor=f.ra_factor, ewc_lambda=f.ewc_lambda,
                         ewc_samples=f.ewc_samples, ewc_accumulate=f.ewc_accumulate),
         output=_replace(cfg.output, sample_every=f.sample_every,
