@@ -34,6 +34,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("checkpoint_every", None, "Checkpoint every N iterations (release 4000).")
     flags.DEFINE_integer("log_every", None, "Scalars every N iterations (default 10).")
     flags.DEFINE_integer("batch_size", None, "Batch size (release 64).")
+    flags.DEFINE_integer("critic_iters", None, "Critic updates per outer iteration (release 5).")
     flags.DEFINE_integer("model_dim", None, "Width DIM of the models (release 32; smaller only for trials).")
     flags.DEFINE_float("acgan_scale", None, "AC weight of critic and generator (release 1; the "
                        "paper's classifier-free SFT/RA: 0).")
@@ -110,7 +111,8 @@ def config_from_flags(f) -> configs.RunConfig:
         out_dir=f.out_dir or f"runs/{f.dataset}_{f.method}",
         data=_replace(cfg.data, data_dir=f.data_dir, source=f.data_source),
         model=_replace(cfg.model, dim=f.model_dim),
-        train=_replace(cfg.train, iters=f.iters, batch_size=f.batch_size, acgan_scale=scale,
+        train=_replace(cfg.train, iters=f.iters, batch_size=f.batch_size,
+                       critic_iters=getattr(f, "critic_iters", None), acgan_scale=scale,
                        acgan_scale_g=scale, strategy=getattr(f, "strategy", None)),
         method=_replace(cfg.method, ra_factor=f.ra_factor, ewc_lambda=f.ewc_lambda,
                         ewc_samples=f.ewc_samples, ewc_accumulate=f.ewc_accumulate),

@@ -78,13 +78,14 @@ def train(method, strategy, run_dir, data, optimizer):
     trainer.rng = ShardedNoise(trainer.global_step)
     if optimizer == "sgd":
         trainer._make_optimizer = lambda: ReplicaMeanSGD(learning_rate=SGD_LR)
+    init = {f"init|{v.path}": v.numpy() for m in (trainer.generator, trainer.critic) for v in m.weights}
     trainer.train()
     with open(os.path.join(run_dir, "scalars.csv")) as f:
         out = {f"scalar|{r['global_step']}|{r['key']}": float(r["value"]) for r in csv.DictReader(f)
                if not r["key"].startswith("perf/")}
     for model in (trainer.generator, trainer.critic):
         out.update({f"weight|{v.path}": v.numpy() for v in model.weights})
-    return out
+    return {**out, **init}
 
 
 class ReplicaMeanSGD(distribute.ReplicaMean, keras.optimizers.SGD):
