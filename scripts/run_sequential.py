@@ -35,6 +35,7 @@ def main(argv):
         return
     try:  # first: a multi-worker strategy must exist before any other TensorFlow work
         strategy = distribute.get_strategy(cfg.train.strategy)
+        distribute.replica_batch_size(cfg.train.batch_size, strategy)  # splits equally?
     except configs.ConfigError as e:
         raise app.UsageError(str(e))
     if resuming and not distribute.is_chief(strategy):

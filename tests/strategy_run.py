@@ -114,7 +114,8 @@ def units(strategy):
         per_replica = strategy.experimental_distribute_values_from_function(
             lambda ctx: shards[ctx.replica_id_in_sync_group])
         y, grad = tf.function(partial(strategy.run, normalize))(args=(per_replica,))
-        out[f"units|bn{groups}_one"], out[f"units|bn{groups}_grad_one"] = (t.numpy() for t in normalize(x))
+        one, one_grad = normalize(x)
+        out[f"units|bn{groups}_one"], out[f"units|bn{groups}_grad_one"] = one.numpy(), one_grad.numpy()
         out[f"units|bn{groups}_replicas"] = np.stack([t.numpy() for t in strategy.experimental_local_results(y)])
         out[f"units|bn{groups}_shards"] = np.stack([t.numpy() for t in shards])
         out[f"units|bn{groups}_grad_replicas"] = np.stack(

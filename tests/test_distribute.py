@@ -116,9 +116,10 @@ def test_strategy_is_validated_with_a_clear_error():
     assert cfg.train.strategy == "none"
     with pytest.raises(configs.ConfigError, match="unknown --strategy 'tpu'.*mirrored"):
         configs.validate(cfg.replace(train=dataclasses.replace(cfg.train, strategy="tpu")))
-    dgr = configs.preset_config("mnist", "dgr")
-    with pytest.raises(configs.ConfigError, match="dgr"):
-        configs.validate(dgr.replace(train=dataclasses.replace(dgr.train, strategy="mirrored")))
+    for method in ("dgr", "ewc"):
+        other = configs.preset_config("mnist", method)
+        with pytest.raises(configs.ConfigError, match=f"does not support --method {method}"):
+            configs.validate(other.replace(train=dataclasses.replace(other.train, strategy="mirrored")))
     with pytest.raises(configs.ConfigError, match="unknown --strategy"):
         distribute.get_strategy("tpu")
 
@@ -165,8 +166,8 @@ def test_multi_worker_on_loopback(tmp_path):
     run_dir, worker_tmp = tmp_path / "run", tmp_path / "worker_tmp"
     worker_tmp.mkdir()
     args = [sys.executable, os.path.join(ROOT, "scripts", "run_sequential.py"), "--dataset", "mnist",
-            "--data_dir", MNIST_DIR, "--method", "ra", "--tasks", "2", "--iters", "2", "--critic_iters", "2", "--model_dim", "8",
-            "--strategy", "multi_worker", "--out_dir", str(run_dir), "--noexport",
+            "--data_dir", MNIST_DIR, "--method", "ra", "--tasks", "2", "--iters", "2",
+            "--critic_iters", "2", "--model_dim", "8", "--strategy", "multi_worker", "--out_dir", str(run_dir), "--noexport",
             "--sample_every", "100", "--checkpoint_every", "1"]
     procs, logs = [], [tmp_path / f"worker_{i}.log" for i in range(2)]
     for index in range(2):
