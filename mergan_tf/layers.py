@@ -12,6 +12,8 @@ import math
 import keras
 import tensorflow as tf
 
+from mergan_tf import distribute
+
 
 def tflib_uniform(stdev: float) -> keras.initializers.Initializer:
     """Uniform in +-stdev*sqrt(3) (so its standard deviation is `stdev`), as tflib does."""
@@ -41,13 +43,27 @@ def deconv_init(in_ch: int, out_ch: int, kernel: int, stride: int) -> keras.init
 def batch_normalize(x, num_groups: int, epsilon: float):
     """(x - mean) / sqrt(var + eps) with the batch's statistics over every axis but the
     last; with num_groups = G, each of G equal consecutive groups of the batch on its own
-    (which equals G separate calls)."""
+    (which equals G separate calls).
+
+    Inside `strategy.run` with several replicas, the statistics are those of the global
+    batch: each replica's shard (of each group) is pooled with the other replicas' shards.
+    """
+    if distribute.num_replicas_in_sync() > 1:
+        return _cross_replica_normalize(x, num_groups, epsilon)
     if num_groups == 1:
         mean, var = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)), keepdims=True)
         return (x - mean) * tf.math.rsqrt(var + epsilon)
     shape = tf.shape(x)
     grouped = tf.reshape(x, tf.concat([[num_groups, -1], shape[1:]], axis=0))
     mean, var = tf.nn.moments(grouped, axes=list(range(1, x.shape.rank)), keepdims=True)
+    return tf.reshape((grouped - mean) * tf.math.rsqrt(var + epsilon), shape)
+
+
+def _cross_replica_normalize(x, num_groups: int, epsilon: float):
+    """batch_normalize over the global batch: group g of every replica's shard together."""
+    shape = tf.shape(x)
+    grouped = tf.reshape(x, tf.concat([[num_groups, -1], shape[1:]], axis=0))
+    mean, var = distribute.cross_replica_moments(grouped, list(range(1, x.shape.rank)))
     return tf.reshape((grouped - mean) * tf.math.rsqrt(var + epsilon), shape)
 
 

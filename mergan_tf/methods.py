@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import keras
 
-from mergan_tf import dgr, ewc, losses, snapshots
+from mergan_tf import dgr, distribute, ewc, losses, snapshots
 from mergan_tf.configs import MethodConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -162,9 +162,11 @@ class ReplayAlignment(ReplayMethod):
         if replay is None:
             return {"loss/gen/replay_alignment": tf.constant(0.0)}
         new = self.new_replays(generator, replay)
-        return {"loss/gen/replay_alignment": losses.replay_alignment_loss(
-            replay.old, new, replay.num_classes, self.config.ra_factor,
-            self.config.ra_divide_by_t)}
+        # A sum over the replays: with R replicas each holds 1/R of them, so R times its
+        # share is its estimate of the whole (the replicas' estimates are averaged).
+        loss = losses.replay_alignment_loss(replay.old, new, replay.num_classes,
+                                            self.config.ra_factor, self.config.ra_divide_by_t)
+        return {"loss/gen/replay_alignment": distribute.num_replicas_in_sync() * loss}
 
 
 class JointTrainingWithReplay(ReplayMethod):

@@ -21,7 +21,7 @@ import tensorflow as tf
 from absl import logging
 
 from mergan_tf import images as image_lib
-from mergan_tf import export, losses, runlock, snapshots
+from mergan_tf import distribute, export, losses, runlock, snapshots
 from mergan_tf.configs import RunConfig
 from mergan_tf.data import ImageData, from_model_range, task_dataset
 from mergan_tf.methods import ReplayBatch, make_method
@@ -108,16 +108,21 @@ class Trainer:
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(config.seed)
-        self.generator, self.critic = snapshots.build_models(config)
-        self.replay_generator, _ = snapshots.build_models(config)
-        self.replay_generator.trainable = False
-        self.method = make_method(config.method)
-        # The classes of each task: one each for the sequential methods, all at once for JT.
-        self.tasks: list[tuple[int, ...]] = self.method.tasks(config.classes)
-        self.method.setup(self)
-        self.rng = tf.random.Generator.from_seed(config.seed)
-        self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
+        # --strategy: every variable is created in the strategy's scope (mirrored on each
+        # replica; the RNG then gives each replica its own stream). "none": TF's default.
+        self.strategy = distribute.get_strategy(config.train.strategy)
+        self.replica_batch_size = distribute.replica_batch_size(config.train.batch_size, self.strategy)
+        with self.strategy.scope():
+            self.generator, self.critic = snapshots.build_models(config)
+            self.replay_generator, _ = snapshots.build_models(config)
+            self.replay_generator.trainable = False
+            self.method = make_method(config.method)
+            # The classes of each task: one each for the sequential methods, all at once for JT.
+            self.tasks: list[tuple[int, ...]] = self.method.tasks(config.classes)
+            self.method.setup(self)
+            self.rng = tf.random.Generator.from_seed(config.seed)
+            self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
         self.fixed_noise = self._fixed_noise()
         self.log = ScalarLog(self.run_dir)
         self._sample = tf.function(
@@ -139,8 +144,9 @@ class Trainer:
 
     def _make_optimizer(self) -> keras.optimizers.Optimizer:
         t = self.cfg.train
-        return keras.optimizers.Adam(learning_rate=t.learning_rate, beta_1=t.beta1,
-                                     beta_2=t.beta2, epsilon=t.epsilon)
+        # Keras Adam on one device; with replicas, it steps with their mean gradient.
+        return distribute.ReplicaMeanAdam(learning_rate=t.learning_rate, beta_1=t.beta1,
+                                          beta_2=t.beta2, epsilon=t.epsilon)
 
     def learned_classes(self, task_index: int) -> tuple[int, ...]:
         """Classes learned by the end of task `task_index` (0-based), in task order."""
@@ -158,9 +164,11 @@ class Trainer:
         self.replay_generator.trainable = False
 
     def replay_size(self, task_index: int) -> int:
-        """Replay samples per previous class: batch // t (MNIST/SVHN) or a full batch."""
+        """Replay samples per previous class on each replica: batch // t (MNIST/SVHN) or a
+        full batch, split across the replicas of a --strategy run."""
         batch = self.cfg.train.batch_size
-        return batch // task_index if self.cfg.method.reduce_batch else batch
+        return distribute.replica_share(batch // task_index if self.cfg.method.reduce_batch else batch,
+                                        self.strategy)
 
     # ----------------------------------------------------------------- compiled steps
     def _replay(self, replay_labels: Optional[tf.Tensor], t: int) -> Optional[ReplayBatch]:
@@ -173,7 +181,7 @@ class Trainer:
     def _fake_batch(self, task_classes: tuple[int, ...]):
         """A batch of fakes: all of the task's class (release), or labels drawn uniformly
         from the task's classes (joint training)."""
-        b = self.cfg.train.batch_size
+        b = self.replica_batch_size
         if len(task_classes) == 1:
             labels = tf.fill([b], tf.constant(task_classes[0], tf.int32))
         else:
@@ -219,7 +227,7 @@ class Trainer:
         def critic_update(real, real_labels):
             fake, _ = self._fake_batch(task_classes)
             fake = tf.stop_gradient(fake)
-            alpha = self.rng.uniform([tc.batch_size, 1, 1, 1])
+            alpha = self.rng.uniform([self.replica_batch_size, 1, 1, 1])
             replay = self._replay(replay_labels, task_index)
             with tf.GradientTape() as tape:
                 real_logits, real_class_logits, fake_logits = self._critic_real_fake(real, fake)
@@ -269,6 +277,10 @@ class Trainer:
             terms.update(d_terms)
             return terms
 
+        if self.cfg.train.strategy != "none":  # the fused iteration on every replica
+            return distribute.compile_replicated(
+                self.strategy, lambda reals, labels, with_generator: iteration(
+                    reals, labels, with_generator, generator_update, critic_update))
         if self.cfg.train.fused_iteration:
             fused = tf.function(lambda reals, labels, with_generator: iteration(
                 reals, labels, with_generator, generator_update, critic_update))
@@ -344,10 +356,11 @@ class Trainer:
     def start_task(self, task_index: int) -> "TaskState":
         """Everything a task's iterations need: method set-up, optimizers, steps, data."""
         self.method.before_task(self, task_index)
-        # Fresh Adam state at every task, as the release re-initialises its slots.
-        self.g_opt, self.d_opt = g_opt, d_opt = self._make_optimizer(), self._make_optimizer()
-        updates = (self.method.build_updates(self, task_index, g_opt, d_opt)
-                   or self.build_updates(task_index, g_opt, d_opt))
+        with self.strategy.scope():  # optimizer variables mirrored like the models'
+            # Fresh Adam state at every task, as the release re-initialises its slots.
+            self.g_opt, self.d_opt = g_opt, d_opt = self._make_optimizer(), self._make_optimizer()
+            updates = (self.method.build_updates(self, task_index, g_opt, d_opt)
+                       or self.build_updates(task_index, g_opt, d_opt))
         iteration = self.compile_iteration(*updates)
         classes = self.tasks[task_index]
         # K consecutive batches per outer iteration: the same sequence as K calls of next().

@@ -2,6 +2,7 @@
 
   python scripts/run_sequential.py --dataset mnist --method ra
   python scripts/run_sequential.py --dataset mnist --data_dir DIR --method jtr --tasks 2 --iters 200
+  TF_CONFIG=... python scripts/run_sequential.py --strategy multi_worker ...  (on every host)
 """
 
 import dataclasses
@@ -13,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from mergan_tf import cli, configs, data, runlock, trainer  # noqa: E402
+from mergan_tf import cli, configs, data, distribute, runlock, trainer  # noqa: E402
 from mergan_tf.evaluation import classifiers  # noqa: E402
 from mergan_tf.evaluation.monitor import forgetting_monitor  # noqa: E402
 
@@ -32,6 +33,15 @@ def main(argv):
     if FLAGS.dry_run:
         print(cfg.to_json())
         return
+    try:  # first: a multi-worker strategy must exist before any other TensorFlow work
+        strategy = distribute.get_strategy(cfg.train.strategy)
+        distribute.replica_batch_size(cfg.train.batch_size, strategy)  # splits equally?
+    except configs.ConfigError as e:
+        raise app.UsageError(str(e))
+    if resuming and not distribute.is_chief(strategy):
+        raise app.UsageError("--resume/--start_from_task with --strategy multi_worker is not "
+                             "supported: only the chief keeps the run's state")
+    cfg = distribute.for_this_worker(cfg, strategy)  # other workers: a temporary --out_dir
     try:  # before any output: --eval_every without a usable evaluator fails here
         monitor = forgetting_monitor(cfg)
     except classifiers.EvaluatorError as e:
