@@ -34,6 +34,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from mergan_tf import configs
 from mergan_tf.data import DataError, ImageData, _listing, _tfds_builder, _tfds_is_prepared
 
 LSUN_CATEGORIES = types.MappingProxyType({
@@ -42,7 +43,7 @@ LSUN_CATEGORIES = types.MappingProxyType({
 })
 """The release's LSUN evaluation classifier: category name -> class id (read-only)."""
 
-TASK_CATEGORIES = ("bedroom", "kitchen", "church_outdoor", "tower")
+TASK_CATEGORIES = configs.LSUN_TASKS
 """The release's LSUN task sequence (evaluator ids 0, 1, 8, 6)."""
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
