@@ -123,6 +123,26 @@ def load_lsun(data_dir: str | None = None, categories: Sequence[str] = TASK_CATE
     return data
 
 
+def load_evaluator_data(data_dir: str | None = None,
+                        categories: Sequence[str] = tuple(LSUN_CATEGORIES),
+                        image_size: int = 64, max_images_per_class: int | None = None,
+                        source: str = "auto", verbose: bool = True) -> ImageData:
+    """LSUN categories labelled with the evaluation classifier's ids (`LSUN_CATEGORIES`).
+
+    What `scripts/train_classifier.py --dataset lsun` trains on: by default all ten
+    categories of the release's classifier; a subset keeps the ten ids (a category's label
+    is its id, not its position) and `num_classes` stays 10.
+
+    Raises:
+        DataError: As `load_lsun`, and for a category the classifier does not know.
+    """
+    ids = np.asarray(evaluator_ids(categories), np.int64)
+    data = load_lsun(data_dir, categories, image_size, max_images_per_class, source, verbose)
+    test_labels = None if data.test_labels is None else ids[data.test_labels]
+    return ImageData("lsun", data.source, data.train_images, ids[data.train_labels],
+                     data.test_images, test_labels, len(LSUN_CATEGORIES), tuple(LSUN_CATEGORIES))
+
+
 def _check_arguments(categories, image_size, max_images_per_class, source):
     """Validates the arguments of `load_lsun`; returns the categories as a tuple."""
     if isinstance(categories, str):
