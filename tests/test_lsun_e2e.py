@@ -151,3 +151,33 @@ def test_tiny_lsun_run_through_table2_and_mosaics(lsun_dir, evaluator_dir, tmp_p
     strip, columns = figures.evolution_strip(run_dir, 0, (0, 1))
     assert columns == [(1, 0), (1, 1), (2, 0), (2, 1)]
     assert strip.shape == (2 * 64 + 2, 4 * 64 + 3 * 2, 3)
+
+
+def test_forgetting_monitor_maps_task_labels_to_the_evaluator_ids(lsun_dir, evaluator_dir,
+                                                                   tmp_path):
+    from mergan_tf.evaluation.monitor import ForgettingMonitor
+    task_data = lsun.load_lsun(lsun_dir, CATEGORIES, verbose=False)
+    sample = real_sampler({c: task_data.test_images[task_data.test_labels == c] for c in (0, 1)})
+    evaluator, _ = classifiers.load_classifier(evaluator_dir, dataset="lsun")
+    mapped = ForgettingMonitor(evaluator, str(tmp_path), VAL, label_map=[8, 6])
+    assert min(mapped.measure(sample, [0, 1]).values()) >= 80.0
+    assert max(ForgettingMonitor(evaluator, str(tmp_path), VAL).measure(
+        sample, [0, 1]).values()) <= 20.0
+
+
+def test_resnet64_sampler_export_matches_the_generator(tmp_path):
+    import tensorflow as tf
+    from mergan_tf import export
+    from mergan_tf.models.resnet64 import Generator
+    g = Generator(dim=4)
+    module = export.SamplerModule(g, {"class_names": CATEGORIES})
+    tf.saved_model.save(module, str(tmp_path / "sampler"))
+    loaded = tf.saved_model.load(str(tmp_path / "sampler"))
+    z = tf.random.stateless_normal([6, 128], seed=[1, 2])
+    labels = tf.constant([1, 0, 1, 0, 0, 1])
+    got = loaded.sample_per_class(z, labels).numpy()
+    assert got.shape == (6, 64, 64, 3) and got.dtype == np.uint8
+    for c in (0, 1):  # each class its own batch, in the request's order
+        rows = np.flatnonzero(labels.numpy() == c)
+        want = export.uint8_images(g(tf.gather(z, rows), tf.gather(labels, rows))).numpy()
+        assert np.abs(got[rows].astype(int) - want.astype(int)).max() <= 1
