@@ -2,10 +2,12 @@
 
   python benchmarks/throughput.py --dataset mnist --data_dir ../shared/data/mnist \
       --method ra --learned_classes 9 --iters 30
+  python benchmarks/throughput.py --dataset lsun --data_dir LSUN_DIR --iters 3 --warmup 1
 
 The last line is exactly `ms_per_iter=<median>`.
 """
 
+import dataclasses
 import os
 import sys
 
@@ -18,7 +20,9 @@ from absl import app, flags  # noqa: E402
 from mergan_tf import benchmark, configs, data  # noqa: E402
 
 flags.DEFINE_string("dataset", "mnist", "Dataset preset.")
-flags.DEFINE_string("data_dir", None, "IDX / .mat directory (default: auto source).")
+flags.DEFINE_string("data_dir", None, "IDX / .mat directory, LSUN folders (default: auto source).")
+flags.DEFINE_integer("max_images_per_class", 1000, "LSUN: images loaded per category.")
+flags.DEFINE_integer("model_dim", None, "Model width DIM (default: the preset's).")
 flags.DEFINE_enum("method", "sft", list(configs.METHODS), "Method to time.")
 flags.DEFINE_integer("learned_classes", 0, "Classes already learned (replayed).")
 flags.DEFINE_integer("iters", 30, "Timed outer iterations.")
@@ -30,11 +34,16 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    d = data.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir, verbose=False)
+    cfg = configs.preset_config(FLAGS.dataset)
+    cfg = cfg.replace(data=dataclasses.replace(
+        cfg.data, data_dir=FLAGS.data_dir,
+        max_images_per_class=FLAGS.max_images_per_class if cfg.data.categories else None))
+    d = data.load_for_config(cfg, verbose=False)
+    model = {"dim": FLAGS.model_dim} if FLAGS.model_dim else {}
     print(f"data: {d.source}")
     print(f"data pipeline: {benchmark.data_images_per_second(d):,.0f} images/s")
     times = 1000 * benchmark.time_iterations(
-        d, FLAGS.method, FLAGS.learned_classes, FLAGS.iters, FLAGS.warmup,
+        d, FLAGS.method, FLAGS.learned_classes, FLAGS.iters, FLAGS.warmup, model,
         fused_iteration=FLAGS.fused_iteration, concat_critic=FLAGS.concat_critic)
     print(f"method={FLAGS.method} learned_classes={FLAGS.learned_classes} iters={FLAGS.iters} "
           f"fused={FLAGS.fused_iteration} concat_critic={FLAGS.concat_critic}")

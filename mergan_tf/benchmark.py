@@ -18,13 +18,18 @@ from mergan_tf.trainer import Trainer
 
 
 def trainer_at_task(data: ImageData, method: str, learned_classes: int, run_dir: str,
-                    **train_overrides) -> tuple[Trainer, object]:
-    """A Trainer positioned at task `learned_classes` (0-based) with its TaskState."""
+                    model_overrides: dict | None = None, **train_overrides) -> tuple[Trainer, object]:
+    """A Trainer positioned at task `learned_classes` (0-based) with its TaskState; the
+    preset's model and training settings, changed by `model_overrides` (e.g. dim) and
+    `train_overrides`."""
+    model_overrides = model_overrides or {}
     cfg = configs.preset_config(data.name if data.name in configs.PRESETS else "mnist", method)
     classes = cfg.classes[:learned_classes + 1]
+    categories = cfg.data.categories[:learned_classes + 1]  # LSUN: one per task
     cfg = configs.validate(cfg.replace(
         classes=classes, out_dir=run_dir,
-        model=dataclasses.replace(cfg.model, channels=data.channels),
+        data=dataclasses.replace(cfg.data, categories=categories),
+        model=dataclasses.replace(cfg.model, channels=data.channels, **model_overrides),
         train=dataclasses.replace(cfg.train, **train_overrides)))
     trainer = Trainer(cfg, data)
     if learned_classes > 0:
@@ -33,10 +38,12 @@ def trainer_at_task(data: ImageData, method: str, learned_classes: int, run_dir:
 
 
 def time_iterations(data: ImageData, method: str, learned_classes: int, iters: int,
-                    warmup: int = 5, **train_overrides) -> np.ndarray:
+                    warmup: int = 5, model_overrides: dict | None = None,
+                    **train_overrides) -> np.ndarray:
     """Seconds of each of `iters` timed outer iterations (generator + critic updates)."""
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer, task = trainer_at_task(data, method, learned_classes, run_dir, **train_overrides)
+        trainer, task = trainer_at_task(data, method, learned_classes, run_dir, model_overrides,
+                                        **train_overrides)
         times = []
         for i in range(warmup + iters):
             start = time.perf_counter()

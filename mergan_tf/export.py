@@ -61,7 +61,8 @@ class SamplerModule(tf.Module):
     """A generator with `tf.function` samplers that have fixed input signatures.
 
     Args:
-      generator: a built `mergan_tf.models.dcgan32.Generator` (weights restored).
+      generator: a built generator of `mergan_tf.models` (dcgan32 or resnet64; weights
+        restored).
       metadata: JSON-serialisable description, stored as the string variable
         `metadata_json` (readable after `tf.saved_model.load`).
     """
@@ -149,9 +150,10 @@ def export_dir(run_dir: str, task: int) -> str:
     return os.path.join(run_dir, "export", f"task_{task:02d}")
 
 
-def class_names(dataset: str, num_label_slots: int) -> list[str]:
-    """Names of the label slots: the dataset's names, else the digits 0..num_slots-1."""
-    names = list(data_lib._CLASS_NAMES.get(dataset, ()))  # noqa: SLF001 (the one table)
+def class_names(dataset: str, num_label_slots: int, categories=()) -> list[str]:
+    """Names of the label slots: the run's categories (LSUN: label t is task t's category),
+    else the dataset's names, else the digits 0..num_slots-1."""
+    names = list(categories) or list(data_lib._CLASS_NAMES.get(dataset, ()))  # noqa: SLF001
     return names + [str(i) for i in range(len(names), num_label_slots)]
 
 
@@ -161,7 +163,8 @@ def export_metadata(cfg: RunConfig, info: dict[str, Any], run_dir: str) -> dict[
     return {
         "format": EXPORT_FORMAT,
         "dataset": cfg.data.dataset,
-        "class_names": class_names(cfg.data.dataset, m.num_label_slots),
+        "class_names": class_names(cfg.data.dataset, m.num_label_slots, cfg.data.categories),
+        "model_arch": m.arch,
         "task_order": list(cfg.classes),
         "learned_classes": list(info["classes"]),
         "method": info.get("method", cfg.method.name),

@@ -1,10 +1,14 @@
-"""Qualitative figures of a run: Figure 3, the "remembering" mosaic (Fig. 5), the GIF.
+"""Qualitative figures of a run: Figure 3, the "remembering" mosaic (Fig. 5), the
+evolution of one class over training (Fig. 7), the GIF.
 
 - Figure 3: after the last task, rows = classes, columns = latent vectors (same z in
   every row).
-- Remembering mosaic (the paper's Fig. 5): per run, rows = classes, columns = the
-  snapshot after each task, one block per latent vector; runs side by side, titled by
-  method.
+- Remembering mosaic (the paper's Fig. 5): per run, rows = classes (LSUN: categories),
+  columns = the snapshot after each task, one block per latent vector; runs side by side,
+  titled by method.
+- Evolution (the paper's Fig. 7, LSUN bedroom): one class's image for a few latent vectors
+  at log-spaced iterations (0, 1, 2, 4, ... and each task's last) of every task from the
+  one that learned it, cut from the training grids; one row per run and latent vector.
 - Training GIF (the release's `mnist.gif`): one frame per (task, iteration) of the run's
   `samples/Task_{t}_Iter_{i}_{c}.png` grids, in training order.
 
@@ -15,6 +19,7 @@ the first columns are shown, so a Figure 3 row equals the first row of the last 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import Iterator, Sequence
@@ -102,6 +107,12 @@ def remembering_mosaic(run_dir: str, z_indices: Sequence[int] = (0, 1),
     return np.concatenate(stacked), classes, tasks
 
 
+def class_labels(run_dir: str, classes: Sequence[int]) -> list[str]:
+    """Row labels of classes: the category names of an LSUN run, else the class ids."""
+    categories = snapshots.load_run_config(run_dir).data.categories
+    return [categories[c] if c < len(categories) else str(c) for c in classes]
+
+
 def _run_title(run_dir: str) -> str:
     cfg = snapshots.load_run_config(run_dir)
     return f"{cfg.method.name.upper()}\n{os.path.basename(os.path.normpath(run_dir))}"
@@ -121,9 +132,9 @@ def save_remembering_figure(run_dirs: Sequence[str], out_path: str,
                       [str(t) for t in tasks], fontsize=7)
         block_h = (mosaic.shape[0] + 4 * pad) / len(z_indices)  # blocks + their gaps
         cell_h = (block_h - 4 * pad) / len(classes)
+        names = class_labels(run_dir, classes)
         ax.set_yticks([k * block_h + (i + 0.5) * cell_h for k in range(len(z_indices))
-                       for i in range(len(classes))], [str(c) for c in classes] * len(z_indices),
-                      fontsize=7)
+                       for i in range(len(classes))], names * len(z_indices), fontsize=7)
         ax.set_xlabel("after task")
         ax.set_title(_run_title(run_dir), fontsize=9)
     axes[0][0].set_ylabel("class (one block per latent vector)")
@@ -203,6 +214,80 @@ def save_training_gif(run_dir: str, out_path: str, cell: int = 160, max_cols: in
     return out_path
 
 
+def grid_tile(grid: np.ndarray, index: int, num_images: int, size: int) -> np.ndarray:
+    """Image `index` of a training grid of `num_images` tiles of `size` pixels (the layout
+    of `images.make_grid` without padding)."""
+    rows = int(math.floor(math.sqrt(num_images)))
+    while num_images % rows:
+        rows -= 1
+    r, c = divmod(index, num_images // rows)
+    return grid[r * size:(r + 1) * size, c * size:(c + 1) * size]
+
+
+def log_spaced(iterations: Sequence[int]) -> list[int]:
+    """0, the powers of two and the last of a task's sampled iterations (Fig. 7 steps)."""
+    its = sorted(set(iterations))
+    return [i for i in its if i == 0 or i & (i - 1) == 0 or i == its[-1]]
+
+
+def evolution_strip(run_dir: str, cls: int, z_indices: Sequence[int] = (0, 1),
+                    pad: int = 2) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """One run's row(s) of Figure 7: class `cls` over training, from its sample grids.
+
+    Returns:
+      (uint8 image with one row per z index, [(task, iteration)] of the columns).
+
+    Raises:
+      FileNotFoundError: the run has no sample grid of `cls`.
+    """
+    cfg = snapshots.load_run_config(run_dir)
+    n, size = cfg.output.num_fixed_noise, cfg.model.image_size
+    bad = [k for k in z_indices if not 0 <= k < n]
+    if bad:
+        raise ValueError(f"z indices {bad} outside the {n} fixed latent vectors")
+    by_task: dict[int, dict[int, str]] = {}
+    for task, iteration, grids in sample_frames(run_dir):
+        if cls in grids:
+            by_task.setdefault(task, {})[iteration] = grids[cls]
+    if not by_task:
+        raise FileNotFoundError(f"no samples/Task_*_Iter_*_{cls}.png grids in {run_dir}: "
+                                f"class {cls} was never sampled")
+    columns, tiles = [], {k: [] for k in z_indices}
+    for task in sorted(by_task):
+        for iteration in log_spaced(by_task[task]):
+            columns.append((task, iteration))
+            with Image.open(by_task[task][iteration]) as img:
+                grid = np.asarray(img.convert("L" if cfg.model.channels == 1 else "RGB"))
+            grid = grid.reshape(grid.shape[0], grid.shape[1], -1)
+            for k in z_indices:
+                tiles[k].append(grid_tile(grid, k, n, size))
+    strip = np.stack([t for k in z_indices for t in tiles[k]])
+    return image_lib.make_grid(strip, rows=len(z_indices), pad=pad), columns
+
+
+def save_evolution_figure(run_dirs: Sequence[str], out_path: str, cls: int = 0,
+                          z_indices: Sequence[int] = (0, 1), pad: int = 2) -> str:
+    """Figure 7: the evolution strips of several runs stacked, titled by method, with the
+    (task, iteration) of every column."""
+    strips = [evolution_strip(r, cls, z_indices, pad) for r in run_dirs]
+    width = max(s.shape[1] for s, _ in strips)
+    fig, axes = plt.subplots(len(run_dirs), 1, squeeze=False,
+                             figsize=(2 + width / 60, 0.6 + 1.3 * len(run_dirs) * len(z_indices)))
+    for ax, run_dir, (strip, columns) in zip(axes[:, 0], run_dirs, strips):
+        ax.imshow(strip[..., 0] if strip.shape[-1] == 1 else strip, cmap="gray", vmin=0,
+                  vmax=255, interpolation="nearest")
+        cell = strip.shape[1] / len(columns)
+        ax.set_xticks([(i + 0.5) * cell for i in range(len(columns))],
+                      [f"T{t}\n{i}" for t, i in columns], fontsize=5)
+        ax.set_yticks([])
+        ax.set_ylabel(_run_title(run_dir).replace("\n", " "), fontsize=7)
+    name = class_labels(run_dirs[0], [cls])[0]
+    axes[0, 0].set_title(f"{name}: one row per latent vector {list(z_indices)}; columns = "
+                         "task, iteration (log-spaced)", fontsize=8)
+    fig.tight_layout()
+    return _save_matplotlib(fig, out_path)
+
+
 def _unique_names(run_dirs: Sequence[str]) -> list[str]:
     names = []
     for run_dir in run_dirs:
@@ -215,16 +300,30 @@ def _unique_names(run_dirs: Sequence[str]) -> list[str]:
 
 
 def make_figures(run_dirs: Sequence[str], out_dir: str, num_z: int = 10,
-                 mosaic_z: Sequence[int] = (0, 1)) -> dict[str, list[str]]:
-    """Every figure of the runs; returns {"figure3": [...], "remembering": [...],
-    "gif": [...]} with the paths written."""
-    written: dict[str, list[str]] = {"figure3": [], "remembering": [], "gif": []}
+                 mosaic_z: Sequence[int] = (0, 1), evolution_class: int | None = 0,
+                 gif: bool = True) -> dict[str, list[str]]:
+    """Every figure of the runs; returns {"figure3": [...], "mosaic": [...],
+    "remembering": [...], "evolution": [...], "gif": [...]} with the paths written.
+
+    Per run: Figure 3, its remembering mosaic as a plain PNG (`<run>_mosaic.png`) and the
+    training GIF (`gif=False` skips it); for all runs: `remembering.png` (Fig. 5) and, with
+    `evolution_class` not None, `evolution_class_<c>.png` (Fig. 7).
+    """
+    written: dict[str, list[str]] = {k: [] for k in
+                                     ("figure3", "mosaic", "remembering", "evolution", "gif")}
     for run_dir, name in zip(run_dirs, _unique_names(run_dirs)):
         path = os.path.join(out_dir, f"{name}_figure3.png")
         image_lib.save_png(figure3_grid(run_dir, num_z), path)
         written["figure3"].append(path)
-        gif = os.path.join(out_dir, f"{name}_training.gif")
-        written["gif"].append(save_training_gif(run_dir, gif))
+        path = os.path.join(out_dir, f"{name}_mosaic.png")
+        image_lib.save_png(remembering_mosaic(run_dir, mosaic_z)[0], path)
+        written["mosaic"].append(path)
+        if gif:
+            path = os.path.join(out_dir, f"{name}_training.gif")
+            written["gif"].append(save_training_gif(run_dir, path))
     written["remembering"].append(
         save_remembering_figure(run_dirs, os.path.join(out_dir, "remembering.png"), mosaic_z))
+    if evolution_class is not None:
+        path = os.path.join(out_dir, f"evolution_class_{evolution_class}.png")
+        written["evolution"].append(save_evolution_figure(run_dirs, path, evolution_class, mosaic_z))
     return written

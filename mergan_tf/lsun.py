@@ -34,6 +34,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from mergan_tf import configs
 from mergan_tf.data import DataError, ImageData, _listing, _tfds_builder, _tfds_is_prepared
 
 LSUN_CATEGORIES = types.MappingProxyType({
@@ -42,7 +43,7 @@ LSUN_CATEGORIES = types.MappingProxyType({
 })
 """The release's LSUN evaluation classifier: category name -> class id (read-only)."""
 
-TASK_CATEGORIES = ("bedroom", "kitchen", "church_outdoor", "tower")
+TASK_CATEGORIES = configs.LSUN_TASKS
 """The release's LSUN task sequence (evaluator ids 0, 1, 8, 6)."""
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
@@ -120,6 +121,26 @@ def load_lsun(data_dir: str | None = None, categories: Sequence[str] = TASK_CATE
         print(f"Loaded lsun {list(categories)} from {where}: {len(train[0])} train / "
               f"{n_test} test images of {[image_size, image_size, 3]}.")
     return data
+
+
+def load_evaluator_data(data_dir: str | None = None,
+                        categories: Sequence[str] = tuple(LSUN_CATEGORIES),
+                        image_size: int = 64, max_images_per_class: int | None = None,
+                        source: str = "auto", verbose: bool = True) -> ImageData:
+    """LSUN categories labelled with the evaluation classifier's ids (`LSUN_CATEGORIES`).
+
+    What `scripts/train_classifier.py --dataset lsun` trains on: by default all ten
+    categories of the release's classifier; a subset keeps the ten ids (a category's label
+    is its id, not its position) and `num_classes` stays 10.
+
+    Raises:
+        DataError: As `load_lsun`, and for a category the classifier does not know.
+    """
+    ids = np.asarray(evaluator_ids(categories), np.int64)
+    data = load_lsun(data_dir, categories, image_size, max_images_per_class, source, verbose)
+    test_labels = None if data.test_labels is None else ids[data.test_labels]
+    return ImageData("lsun", data.source, data.train_images, ids[data.train_labels],
+                     data.test_images, test_labels, len(LSUN_CATEGORIES), tuple(LSUN_CATEGORIES))
 
 
 def _check_arguments(categories, image_size, max_images_per_class, source):

@@ -15,8 +15,12 @@ from typing import Any
 
 import tensorflow as tf
 
+import keras
+
 from mergan_tf.configs import RunConfig
-from mergan_tf.models.dcgan32 import Critic, Generator
+from mergan_tf.models import dcgan32, resnet64
+
+MODEL_MODULES = {"dcgan32": dcgan32, "resnet64": resnet64}
 
 
 class SnapshotError(ValueError):
@@ -119,16 +123,21 @@ def load_run_config(run_dir: str) -> RunConfig:
                             "a backup or start the run again") from e
 
 
-def build_models(cfg: RunConfig) -> tuple[Generator, Critic]:
-    """Fresh generator and critic of the run's architecture (DGR: an unconditional
-    generator, i.e. one batch-norm row that every sample uses)."""
+def build_models(cfg: RunConfig) -> tuple[keras.Model, keras.Model]:
+    """Fresh generator and critic of the run's architecture, `cfg.model.arch` (dcgan32 or
+    resnet64). DGR's generator is unconditional: one label slot that every sample uses
+    (one conditional-BN row for dcgan32, a constant one-hot for resnet64)."""
     m = cfg.model
+    if m.arch not in MODEL_MODULES:
+        raise SnapshotError(f"unknown model arch {m.arch!r} in the config; choose one of "
+                            f"{sorted(MODEL_MODULES)}")
+    models = MODEL_MODULES[m.arch]
     generator_classes = 1 if cfg.method.name == "dgr" else m.num_label_slots
-    return (Generator(m.channels, m.dim, m.z_dim, generator_classes, name="generator"),
-            Critic(m.channels, m.dim, m.num_label_slots, name="critic"))
+    return (models.Generator(m.channels, m.dim, m.z_dim, generator_classes, name="generator"),
+            models.Critic(m.channels, m.dim, m.num_label_slots, name="critic"))
 
 
-def load_generator(run_dir: str, task: int) -> tuple[Generator, dict[str, Any]]:
+def load_generator(run_dir: str, task: int) -> tuple[keras.Model, dict[str, Any]]:
     """The generator of the snapshot after `task` tasks, and the snapshot's info."""
     cfg = load_run_config(run_dir)
     info = read_snapshot_info(run_dir, task)

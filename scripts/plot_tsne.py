@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from mergan_tf import snapshots  # noqa: E402
-from mergan_tf.data import load_dataset  # noqa: E402
+from mergan_tf.data import load_for_config  # noqa: E402
 from mergan_tf.evaluation import classifiers, plots, protocol  # noqa: E402
 
 flags.DEFINE_integer("class_id", 0, "Class to embed.")
@@ -32,8 +32,7 @@ def main(argv):
         evaluator, _ = classifiers.load_classifier(
             FLAGS.classifier_dir or protocol.default_classifier_dir(cfg.data.dataset),
             dataset=cfg.data.dataset)
-        real = load_dataset(cfg.data.dataset, data_dir=cfg.data.data_dir, source=cfg.data.source,
-                            verbose=False)
+        real = load_for_config(cfg, verbose=False)
         pool, labels = (real.test_images, real.test_labels) if real.test_images is not None else (
             real.train_images, real.train_labels)
         path = plots.plot_tsne(runs, FLAGS.class_id, pool[labels == FLAGS.class_id], evaluator,

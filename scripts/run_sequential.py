@@ -3,6 +3,7 @@
   python scripts/run_sequential.py --dataset mnist --method ra
   python scripts/run_sequential.py --dataset mnist --data_dir DIR --method jtr --tasks 2 --iters 200
   TF_CONFIG=... python scripts/run_sequential.py --strategy multi_worker ...  (on every host)
+  python scripts/run_sequential.py --dataset lsun --data_dir LSUN_DIR --method ra
 """
 
 import dataclasses
@@ -47,8 +48,7 @@ def main(argv):
     except classifiers.EvaluatorError as e:
         raise app.UsageError(f"--eval_every needs an evaluator: {e}")
     try:  # before prepare_run_dir: a run that cannot start must not empty --out_dir
-        dataset = data.load_dataset(cfg.data.dataset, data_dir=cfg.data.data_dir,
-                                    source=cfg.data.source, channels=cfg.model.channels)
+        dataset = data.load_for_config(cfg)
     except data.DataError as e:
         raise app.UsageError(str(e))
     if not resuming:

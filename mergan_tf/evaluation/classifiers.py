@@ -1,7 +1,8 @@
 """Evaluator classifiers: the release's pretrained nets, rebuilt, trained and stored.
 
 The release scores a generator by classifying its samples with a classifier pretrained on
-real data (an MLP for MNIST, a small VGG-like conv net for SVHN). This module builds those
+real data (an MLP for MNIST, a small VGG-like conv net for SVHN, a VGG16 over the ten LSUN
+categories for LSUN). This module builds those
 architectures with built-in Keras layers only, so a saved ``classifier.keras`` reloads with
 plain ``keras.models.load_model`` and no project code. Every model takes float32 NHWC
 images in [-1, 1] (the generators' tanh range) and outputs class LOGITS; the layer before
@@ -24,7 +25,7 @@ import tensorflow as tf
 
 from mergan_tf.data import to_model_range
 
-ARCHITECTURES = ("mlp", "svhn_conv", "cnn")
+ARCHITECTURES = ("mlp", "svhn_conv", "cnn", "vgg16", "vgg_small")
 FEATURES_LAYER = "features"
 LOGITS_LAYER = "logits"
 MODEL_FILE = "classifier.keras"
@@ -40,12 +41,15 @@ INPUT_RANGE = [-1.0, 1.0]
 # set after training on the 19,690-image subset (30 epochs); SVHN (no data here, not
 # measured): conv nets of the release's size typically reach 92-95%.
 # Datasets without an entry are not checked by default.
+# LSUN (no data here, not measured) has no floor by default: pass one explicitly.
 ACCURACY_FLOOR = {"mnist": 97.5, "svhn": 90.0}
 
 # Per-architecture training defaults. The MLP's were tuned on MNIST (about 3 min on
 # 2 CPU cores); the conv nets take ~3.5 min per SVHN epoch on 2 cores.
-DEFAULT_EPOCHS = {"mlp": 30, "svhn_conv": 10, "cnn": 10}
-DEFAULT_LEARNING_RATE = {"mlp": 1e-3, "svhn_conv": 1e-3, "cnn": 1e-3}
+# VGG16 from scratch (no ImageNet weights here) learns at 1e-4 with Adam, not at 1e-3.
+DEFAULT_EPOCHS = {"mlp": 30, "svhn_conv": 10, "cnn": 10, "vgg16": 10, "vgg_small": 10}
+DEFAULT_LEARNING_RATE = {"mlp": 1e-3, "svhn_conv": 1e-3, "cnn": 1e-3, "vgg16": 1e-4,
+                         "vgg_small": 1e-3}
 TRAIN_COMMAND = "python scripts/train_classifier.py --dataset {dataset}"
 
 
@@ -66,9 +70,11 @@ def default_arch(dataset, channels):
       channels: number of image channels.
 
     Returns:
-      "mlp" for one-channel (MNIST-like) data, "svhn_conv" otherwise.
+      "vgg16" for LSUN, else "mlp" for one-channel (MNIST-like) data and "svhn_conv"
+      otherwise.
     """
-    del dataset  # The choice follows the image format, as in the release.
+    if dataset == "lsun":
+        return "vgg16"
     return "mlp" if channels == 1 else "svhn_conv"
 
 
@@ -119,7 +125,40 @@ def _cnn(x, dropout):
     return keras.layers.Dense(128, activation="relu", name=FEATURES_LAYER)(x)
 
 
-_BODIES = {"mlp": _mlp, "svhn_conv": _svhn_conv, "cnn": _cnn}
+# The release's LSUN evaluator (`pretrain/lsun_test.py`) subtracts the ImageNet mean of
+# each channel from pixels in [0, 255] (it feeds BGR; the order is immaterial for weights
+# learned from scratch).
+_VGG_MEAN_RGB = (123.68, 116.779, 103.939)
+
+
+def _vgg(x, dropout, widths, fc):
+    """VGG16's 13 3x3 convs in 5 max-pooled blocks, then two ReLU FC layers."""
+    x = keras.layers.Rescaling(127.5, offset=127.5, name="to_pixels")(x)
+    x = keras.layers.Normalization(mean=list(_VGG_MEAN_RGB), variance=[1.0] * 3,
+                                   name="vgg_mean")(x)
+    for block, (filters, repeats) in enumerate(zip(widths, (2, 2, 3, 3, 3))):
+        for i in range(repeats):
+            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
+                                    name=f"conv{block + 1}_{i + 1}")(x)
+        x = keras.layers.MaxPooling2D(2, padding="same", name=f"pool{block + 1}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(fc[0], activation="relu", name="fc6")(x)
+    x = keras.layers.Dropout(dropout, name="dropout1")(x)
+    return keras.layers.Dense(fc[1], activation="relu", name=FEATURES_LAYER)(x)
+
+
+def _vgg16(x, dropout):
+    """Release LSUN evaluator: VGG16 convs (64-128-256-512-512) at 64x64, FC 1024-512."""
+    return _vgg(x, dropout, (64, 128, 256, 512, 512), (1024, 512))
+
+
+def _vgg_small(x, dropout):
+    """The same layout at an eighth of the width, for tests and CPU trials."""
+    return _vgg(x, dropout, (8, 16, 32, 64, 64), (128, 64))
+
+
+_BODIES = {"mlp": _mlp, "svhn_conv": _svhn_conv, "cnn": _cnn, "vgg16": _vgg16,
+           "vgg_small": _vgg_small}
 
 
 def build_classifier(arch, input_shape, num_classes=10, dropout=0.2):
@@ -229,11 +268,14 @@ def train_classifier(data, arch=None, epochs=None, batch_size=64, seed=0,
 def require_test_split(data):
     """Returns (test_images, test_labels) of an ImageData, or raises EvaluatorError."""
     if data.test_images is None or data.test_labels is None or len(data.test_labels) == 0:
+        where = ("<data_dir>/<category>/val/ image folders (or <category>_val_lmdb)"
+                 if data.name == "lsun" else
+                 "a copy with a test split (for MNIST the IDX files t10k-images-idx3-ubyte.gz "
+                 "and t10k-labels-idx1-ubyte.gz)")
         raise EvaluatorError(
             f"The {data.name} source {data.source!r} has no test split, so an evaluator "
-            "trained on it cannot be checked on real held-out images. Point --data_dir at "
-            "a copy with a test split (for MNIST the IDX files t10k-images-idx3-ubyte.gz "
-            "and t10k-labels-idx1-ubyte.gz).")
+            f"trained on it cannot be checked on real held-out images. Point --data_dir at "
+            f"{where}.")
     return data.test_images, data.test_labels
 
 

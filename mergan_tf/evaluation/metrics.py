@@ -201,7 +201,7 @@ def fid_per_class(real_by_class, fake_by_class, feature_fn):
     return {"per_class": per_class, "all": pooled}
 
 
-def _inception_weights_path():
+def inception_weights_path():
     """Path of the cached no-top InceptionV3 weights, or raises FeatureExtractorError."""
     if "KERAS_HOME" in os.environ:
         homes = [os.environ["KERAS_HOME"]]
@@ -241,7 +241,7 @@ def inception_features(images, batch_size=50, weights_path=None):
     """
     if weights_path is not None and not os.path.isfile(weights_path):
         raise FeatureExtractorError(f"InceptionV3 weights file {weights_path!r} not found")
-    model = _inception_model(weights_path or _inception_weights_path())
+    model = _inception_model(weights_path or inception_weights_path())
     images = np.asarray(images)
     features = []
     for i in range(0, len(images), batch_size):

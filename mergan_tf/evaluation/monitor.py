@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from mergan_tf import lsun
 from mergan_tf.evaluation import classifiers
 
 CSV_NAME = "forgetting.csv"
@@ -29,11 +30,14 @@ class ForgettingMonitor:
       samples_per_class: images per class at every measurement (one BN batch per class).
       z_dim: noise size.
       seed: seeds the fixed noise, the same for every class and every measurement.
+      label_map: the evaluator's id of each generator label (LSUN [0, 1, 8, 6]); None for
+        the identity.
     """
 
     def __init__(self, evaluator, run_dir: str, samples_per_class: int = 64, z_dim: int = 128,
-                 seed: int = 1234):
+                 seed: int = 1234, label_map=None):
         self.evaluator = evaluator
+        self.label_map = label_map
         self.path = os.path.join(run_dir, CSV_NAME)
         self.z = tf.constant(np.random.RandomState(seed).randn(samples_per_class, z_dim), tf.float32)
 
@@ -44,7 +48,8 @@ class ForgettingMonitor:
         for c in classes:
             images = np.asarray(sample_fn(self.z, tf.fill([n], tf.constant(int(c), tf.int32))))
             predicted = classifiers.predict_labels(self.evaluator, images)
-            accuracy[int(c)] = float(100.0 * np.mean(predicted == c))
+            target = int(c) if self.label_map is None else int(self.label_map[int(c)])
+            accuracy[int(c)] = float(100.0 * np.mean(predicted == target))
         return accuracy
 
     def __call__(self, sample_fn, classes, step: int, task: int, iteration: int, log=None):
@@ -74,8 +79,9 @@ def forgetting_monitor(cfg) -> "ForgettingMonitor | None":
         directory, min_accuracy=cfg.output.evaluator_min_accuracy, dataset=cfg.data.dataset)
     print(f"forgetting monitor: evaluator {directory} (real test accuracy "
           f"{float(meta['test_accuracy']):.2f}%)")
+    label_map = lsun.evaluator_ids(cfg.data.categories) if cfg.data.dataset == "lsun" else None
     return ForgettingMonitor(evaluator, cfg.out_dir, cfg.output.eval_samples_per_class,
-                             cfg.model.z_dim, seed=cfg.seed + 1234)
+                             cfg.model.z_dim, seed=cfg.seed + 1234, label_map=label_map)
 
 
 def read_forgetting_csv(run_dir: str) -> list[dict]:

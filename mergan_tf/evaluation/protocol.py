@@ -1,10 +1,16 @@
 """Evaluation of a run directory, the release's test mode plus the paper's other metrics.
 
-For each requested task snapshot (release: after tasks 5 and 10 for MNIST/SVHN): the
-accuracy of every learned class (100 batches of 64, each class its own batch, classified by
-an evaluator trained on real data), reverse accuracy, and FID per class and over all
-learned classes. Results go to `eval.json` and `eval.md` in the run directory, and every
-table states the evaluator's own real-test accuracy.
+For each requested task snapshot (release: after tasks 5 and 10 for MNIST/SVHN, after
+every task for LSUN): the accuracy of every learned class (100 batches of 64, each class its
+own batch, classified by an evaluator trained on real data), reverse accuracy, and FID per
+class and over all learned classes. Results go to `eval.json` and `eval.md` in the run
+directory, and every table states the evaluator's own real-test accuracy.
+
+LSUN (the paper's Table 2): the generator's label of task t is t, the evaluator knows the
+ten LSUN categories, so a sample of task t counts as correct when the evaluator answers
+`lsun.evaluator_ids(categories)[t]` (release: [0, 1, 8, 6]). Reverse accuracy and FID stay
+in task labels (generated and real images both carry them). FID uses InceptionV3 features
+when its ImageNet weights are cached, else the evaluator's features; the result says which.
 """
 
 from __future__ import annotations
@@ -15,21 +21,24 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from mergan_tf import dgr, snapshots
-from mergan_tf.data import ImageData, load_dataset
+from mergan_tf import dgr, lsun, snapshots
+from mergan_tf.data import ImageData, load_for_config
 from mergan_tf.evaluation import classifiers, metrics
 
 # The release evaluates MNIST/SVHN after the 5th and the 10th task.
 RELEASE_AFTER_TASKS = (5, 10)
+FID_FEATURES = ("auto", "inception", "evaluator")
 
 
 def default_classifier_dir(dataset: str) -> str:
     return classifiers.default_dir(dataset)
 
 
-def choose_after_tasks(run_dir: str, requested: Optional[Sequence[int]] = None) -> list[int]:
-    """The snapshots to evaluate: `requested`, or the release's 5 and 10 where present
-    (the run's last snapshot when it has neither). SnapshotError names what is missing."""
+def choose_after_tasks(run_dir: str, requested: Optional[Sequence[int]] = None,
+                       every_task: bool = False) -> list[int]:
+    """The snapshots to evaluate: `requested`, else every snapshot with `every_task` (the
+    release's LSUN test mode), else the release's 5 and 10 where present (the run's last
+    snapshot when it has neither). SnapshotError names what is missing."""
     available = snapshots.list_snapshots(run_dir)
     if not available:
         interrupted = os.path.isdir(os.path.join(run_dir, "checkpoints"))
@@ -46,6 +55,8 @@ def choose_after_tasks(run_dir: str, requested: Optional[Sequence[int]] = None) 
             raise snapshots.SnapshotError(
                 f"no snapshot after task(s) {missing} in {run_dir}; present: {available}")
         return list(requested)
+    if every_task:
+        return available
     release = [t for t in RELEASE_AFTER_TASKS if t in available]
     return release or [available[-1]]
 
@@ -76,12 +87,23 @@ def load_sampler(run_dir: str, task: int):
 def evaluate_snapshot(sample_fn, classes: Sequence[int], evaluator, real: Optional[ImageData],
                       batches: int = 100, batch_size: int = 64, seed: int = 0,
                       reverse_per_class: int = 0, reverse_epochs: Optional[int] = None,
-                      fid_per_class_n: int = 0, evaluator_arch: str = "mlp") -> dict:
-    """Accuracy, and optionally reverse accuracy and evaluator-feature FID, of one
-    `sample_fn(z, labels)` (one class per call)."""
+                      fid_per_class_n: int = 0, evaluator_arch: str = "mlp",
+                      label_map: Optional[Sequence[int]] = None,
+                      fid_features: str = "evaluator") -> dict:
+    """Accuracy, and optionally reverse accuracy and FID, of one `sample_fn(z, labels)`
+    (one class per call).
+
+    Args:
+      label_map: the evaluator's id of each generator label (LSUN [0, 1, 8, 6]); None for
+        the identity.
+      fid_features: "evaluator" (its "features" layer; result key
+        `fid_evaluator_features`), "inception" (InceptionV3, `fid_inception`; fails if its
+        weights are not cached) or "auto" (InceptionV3 when cached, else the evaluator).
+      Others: see `evaluate_run`.
+    """
     result = {"classes": [int(c) for c in classes],
-              "accuracy": metrics.class_accuracy(sample_fn, evaluator, classes, batches=batches,
-                                                 batch_size=batch_size, seed=seed)}
+              "accuracy": metrics.class_accuracy(sample_fn, evaluator, classes, label_map=label_map,
+                                                 batches=batches, batch_size=batch_size, seed=seed)}
     if real is None or real.test_images is None:
         return result
     test_x, test_y = real.test_images, real.test_labels
@@ -96,9 +118,23 @@ def evaluate_snapshot(sample_fn, classes: Sequence[int], evaluator, real: Option
                                               batch_size=batch_size, seed=seed + 2)
         real_by_class = {int(c): test_x[test_y == c][:fid_per_class_n] for c in classes}
         fake_by_class = {int(c): x[y == c] for c in classes}
-        feature_fn = lambda images: classifiers.penultimate_features(evaluator, images)  # noqa: E731
-        result["fid_evaluator_features"] = metrics.fid_per_class(real_by_class, fake_by_class, feature_fn)
+        key, feature_fn = fid_feature_fn(fid_features, evaluator)
+        result[key] = metrics.fid_per_class(real_by_class, fake_by_class, feature_fn)
     return result
+
+
+def fid_feature_fn(kind: str, evaluator):
+    """(result key, images -> features) of an FID feature choice (see evaluate_snapshot)."""
+    if kind not in FID_FEATURES:
+        raise ValueError(f"unknown FID features {kind!r}; choose one of {', '.join(FID_FEATURES)}")
+    if kind != "evaluator":
+        try:
+            weights = metrics.inception_weights_path()
+            return "fid_inception", lambda images: metrics.inception_features(images, weights_path=weights)
+        except metrics.FeatureExtractorError:
+            if kind == "inception":
+                raise
+    return "fid_evaluator_features", lambda images: classifiers.penultimate_features(evaluator, images)
 
 
 def load_evaluator(classifier_dir: str, min_accuracy: Optional[float], dataset: str):
@@ -117,24 +153,35 @@ def evaluate_run(run_dir: str, after_tasks: Optional[Sequence[int]] = None,
                  classifier_dir: Optional[str] = None, min_accuracy: Optional[float] = None,
                  batches: int = 100, batch_size: int = 64, seed: int = 0,
                  reverse_per_class: int = 0, reverse_epochs: Optional[int] = None,
-                 fid_per_class_n: int = 0, real: Optional[ImageData] = None) -> dict:
-    """Evaluates the snapshots of a run; writes eval.json and eval.md; returns the results."""
+                 fid_per_class_n: int = 0, real: Optional[ImageData] = None,
+                 fid_features: Optional[str] = None) -> dict:
+    """Evaluates the snapshots of a run; writes eval.json and eval.md; returns the results.
+
+    LSUN runs are evaluated after every task by default, their labels mapped to the
+    evaluator's ids, with FID on InceptionV3 features when available (`fid_features`
+    None: "auto" for LSUN, "evaluator" otherwise).
+    """
     cfg = snapshots.load_run_config(run_dir)
     dataset = cfg.data.dataset
     classifier_dir = classifier_dir or default_classifier_dir(dataset)
     evaluator, meta = load_evaluator(classifier_dir, min_accuracy, dataset)
     if real is None and (reverse_per_class or fid_per_class_n):
-        real = load_dataset(dataset, data_dir=cfg.data.data_dir, source=cfg.data.source,
-                            channels=cfg.model.channels, verbose=False)
+        real = load_for_config(cfg, verbose=False)
+    categories = list(cfg.data.categories)
+    label_map = lsun.evaluator_ids(categories) if dataset == "lsun" else None
+    fid_features = fid_features or ("auto" if dataset == "lsun" else "evaluator")
     results = {"run_dir": run_dir, "method": cfg.method.name, "dataset": dataset,
                "evaluator": {"dir": classifier_dir, "arch": meta.get("arch"),
                              "test_accuracy": float(meta["test_accuracy"])},
                "protocol": {"batches": batches, "batch_size": batch_size, "seed": seed},
                "tasks": {}}
-    for task in choose_after_tasks(run_dir, after_tasks):
+    if categories:
+        results.update(categories=categories, label_map=label_map)
+    for task in choose_after_tasks(run_dir, after_tasks, every_task=dataset == "lsun"):
         sample_fn, info, filtered = load_sampler(run_dir, task)
         r = evaluate_snapshot(sample_fn, info["classes"], evaluator, real, batches, batch_size, seed,
-                              reverse_per_class, reverse_epochs, fid_per_class_n, meta.get("arch", "mlp"))
+                              reverse_per_class, reverse_epochs, fid_per_class_n,
+                              meta.get("arch", "mlp"), label_map, fid_features)
         if filtered is not None:
             r["dgr_sampling"] = dict(filtered.stats, acceptance_rate=filtered.acceptance_rate())
         results["tasks"][str(task)] = r
@@ -149,11 +196,16 @@ def markdown_report(results: dict) -> str:
     lines = [f"# Evaluation of {results['run_dir']} ({results['method']}, {results['dataset']})", "",
              f"Evaluator: {ev['arch']} from `{ev['dir']}`, real test accuracy "
              f"{ev['test_accuracy']:.2f}%.", ""]
+    names = results.get("categories")
+    if names:
+        lines += [f"Task t is category t of {names}; the evaluator's ids: "
+                  f"{results['label_map']}.", ""]
     for task, r in results["tasks"].items():
         acc = r["accuracy"]
         classes = r["classes"]
+        heads = [f"{c} {names[c]}" if names else str(c) for c in classes]
         lines += [f"## After task {task}", "",
-                  "| " + " | ".join(["class"] + [str(c) for c in classes] + ["mean"]) + " |",
+                  "| " + " | ".join(["class"] + heads + ["mean"]) + " |",
                   "|" + "---|" * (len(classes) + 2),
                   "| " + " | ".join(["accuracy %"] + [f"{acc['per_class'][_key(acc['per_class'], c)]:.2f}"
                                                       for c in classes] + [f"{acc['mean']:.2f}"]) + " |", ""]
@@ -164,10 +216,12 @@ def markdown_report(results: dict) -> str:
                       f"filled with the solver's most likely rejects.", ""]
         if "reverse_accuracy" in r:
             lines += [f"Reverse accuracy: {r['reverse_accuracy']:.2f}%", ""]
-        if "fid_evaluator_features" in r:
-            fid = r["fid_evaluator_features"]
-            per = ", ".join(f"{c}: {v:.2f}" for c, v in fid["per_class"].items())
-            lines += [f"FID (evaluator features): all {fid['all']:.2f}; per class {per}", ""]
+        for key, label in (("fid_inception", "InceptionV3 features"),
+                           ("fid_evaluator_features", f"evaluator features, {ev['arch']}")):
+            if key in r:
+                fid = r[key]
+                per = ", ".join(f"{c}: {v:.2f}" for c, v in fid["per_class"].items())
+                lines += [f"FID ({label}): all {fid['all']:.2f}; per class {per}", ""]
     return "\n".join(lines)
 
 
