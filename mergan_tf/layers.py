@@ -48,22 +48,15 @@ def batch_normalize(x, num_groups: int, epsilon: float):
     Inside `strategy.run` with several replicas, the statistics are those of the global
     batch: each replica's shard (of each group) is pooled with the other replicas' shards.
     """
-    if distribute.num_replicas_in_sync() > 1:
-        return _cross_replica_normalize(x, num_groups, epsilon)
-    if num_groups == 1:
+    cross_replica = distribute.num_replicas_in_sync() > 1
+    if num_groups == 1 and not cross_replica:
         mean, var = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)), keepdims=True)
         return (x - mean) * tf.math.rsqrt(var + epsilon)
     shape = tf.shape(x)
     grouped = tf.reshape(x, tf.concat([[num_groups, -1], shape[1:]], axis=0))
-    mean, var = tf.nn.moments(grouped, axes=list(range(1, x.shape.rank)), keepdims=True)
-    return tf.reshape((grouped - mean) * tf.math.rsqrt(var + epsilon), shape)
-
-
-def _cross_replica_normalize(x, num_groups: int, epsilon: float):
-    """batch_normalize over the global batch: group g of every replica's shard together."""
-    shape = tf.shape(x)
-    grouped = tf.reshape(x, tf.concat([[num_groups, -1], shape[1:]], axis=0))
-    mean, var = distribute.cross_replica_moments(grouped, list(range(1, x.shape.rank)))
+    axes = list(range(1, x.shape.rank))
+    mean, var = (distribute.cross_replica_moments(grouped, axes) if cross_replica
+                 else tf.nn.moments(grouped, axes=axes, keepdims=True))
     return tf.reshape((grouped - mean) * tf.math.rsqrt(var + epsilon), shape)
 
 
