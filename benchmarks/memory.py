@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from mergan_tf import configs, data  # noqa: E402
+from mergan_tf.methods import make_method  # noqa: E402
 from mergan_tf.trainer import Trainer, prepare_run_dir  # noqa: E402
 
 flags.DEFINE_string("dataset", "mnist", "Dataset preset.")
@@ -62,7 +63,7 @@ def main(argv):
     print(f"method={FLAGS.method} tasks={FLAGS.tasks} iters={FLAGS.iters} data: {d.source}")
     print("| task | learned classes replayed | replay tensors (KiB) | RSS (MiB) | peak RSS (MiB) |")
     print("|---|---|---|---|---|")
-    needs_replay = FLAGS.method in ("ra", "jtr")
+    needs_replay = make_method(cfg.method).needs_replay
     for task, m in sorted(per_task.items()):
         kib = replay_bytes(cfg, task - 1 if needs_replay else 0) / 1024
         print(f"| {task} | {task - 1 if needs_replay else 0} | {kib:.0f} | {m['perf/rss_mb']:.0f} | "
