@@ -29,6 +29,9 @@ flags.DEFINE_integer("iters", 30, "Timed outer iterations.")
 flags.DEFINE_integer("warmup", 5, "Untimed outer iterations first (tracing).")
 flags.DEFINE_boolean("fused_iteration", True, "One tf.function per outer iteration.")
 flags.DEFINE_boolean("concat_critic", True, "One critic call on [real; fake].")
+flags.DEFINE_enum("mixed_precision", "none", list(configs.PRECISIONS),
+                  "bf16: dense and convolution layers in bfloat16 (see --mixed_precision of "
+                  "run_sequential.py).")
 FLAGS = flags.FLAGS
 
 
@@ -44,9 +47,11 @@ def main(argv):
     print(f"data pipeline: {benchmark.data_images_per_second(d):,.0f} images/s")
     times = 1000 * benchmark.time_iterations(
         d, FLAGS.method, FLAGS.learned_classes, FLAGS.iters, FLAGS.warmup, model,
-        fused_iteration=FLAGS.fused_iteration, concat_critic=FLAGS.concat_critic)
+        fused_iteration=FLAGS.fused_iteration, concat_critic=FLAGS.concat_critic,
+        mixed_precision=FLAGS.mixed_precision)
     print(f"method={FLAGS.method} learned_classes={FLAGS.learned_classes} iters={FLAGS.iters} "
-          f"fused={FLAGS.fused_iteration} concat_critic={FLAGS.concat_critic}")
+          f"fused={FLAGS.fused_iteration} concat_critic={FLAGS.concat_critic} "
+          f"mixed_precision={FLAGS.mixed_precision}")
     print(f"median {np.median(times):.1f} ms, min {times.min():.1f} ms, max {times.max():.1f} ms")
     print(f"ms_per_iter={np.median(times):.1f}")
 

@@ -62,6 +62,9 @@ def define_flags() -> None:
     flags.DEFINE_enum("strategy", None, list(configs.STRATEGIES), "none: one device (default); "
                       "mirrored: the local GPUs (or logical CPUs); multi_worker: the hosts of "
                       "TF_CONFIG. The global --batch_size is split across the replicas.")
+    flags.DEFINE_enum("mixed_precision", None, list(configs.PRECISIONS), "none: float32 "
+                      "(default, the release); bf16: dense and convolution layers compute in "
+                      "bfloat16 on float32 weights (AVX512-BF16/AMX CPUs, recent GPUs).")
     flags.DEFINE_boolean("deterministic", False, "TF op determinism: a resumed run ends "
                          "bit-identical to an uninterrupted one (slower on some ops).")
 
@@ -124,7 +127,8 @@ def config_from_flags(f) -> configs.RunConfig:
         model=_replace(cfg.model, dim=f.model_dim),
         train=_replace(cfg.train, iters=f.iters, batch_size=f.batch_size,
                        critic_iters=getattr(f, "critic_iters", None), acgan_scale=scale,
-                       acgan_scale_g=scale, strategy=getattr(f, "strategy", None)),
+                       acgan_scale_g=scale, strategy=getattr(f, "strategy", None),
+                       mixed_precision=getattr(f, "mixed_precision", None)),
         method=_replace(cfg.method, ra_factor=f.ra_factor, ewc_lambda=f.ewc_lambda,
                         ewc_samples=f.ewc_samples, ewc_accumulate=f.ewc_accumulate),
         output=_replace(cfg.output, sample_every=f.sample_every,

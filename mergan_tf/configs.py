@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 METHODS = ("sft", "ra", "jtr", "jt", "ewc", "dgr")
 STRATEGIES = ("none", "mirrored", "multi_worker")  # see mergan_tf.distribute
+PRECISIONS = ("none", "bf16")  # see snapshots.build_models
 ARCHS = ("dcgan32", "resnet64")
 ARCH_IMAGE_SIZE = {"dcgan32": 32, "resnet64": 64}
 # The release's LSUN task sequence (`mergan_tf.lsun.TASK_CATEGORIES`); defined here so the
@@ -151,6 +152,10 @@ class TrainConfig:
       strategy: "none" (one device), "mirrored" (the local GPUs, or the logical CPUs) or
         "multi_worker" (the hosts of TF_CONFIG); the global `batch_size` is split across
         the replicas (see `mergan_tf.distribute`).
+      mixed_precision: "none" (float32, the release) or "bf16": the generator's and the
+        critic's dense and convolution layers compute in bfloat16 on float32 weights;
+        normalisation statistics, model outputs, losses and optimizer stay float32, so
+        snapshots are the same float32 weights either way. Not the release's arithmetic.
     """
 
     iters: int = 4001
@@ -166,6 +171,7 @@ class TrainConfig:
     fused_iteration: bool = True
     concat_critic: bool = True
     strategy: str = "none"
+    mixed_precision: str = "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,6 +329,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     require(cfg.train.strategy == "none" or cfg.method.name not in ("dgr", "ewc"),
             f"--strategy {cfg.train.strategy} does not support --method {cfg.method.name} (DGR's "
             "solver and EWC's Fisher estimate are not distributed); use --strategy none")
+    require(cfg.train.mixed_precision in PRECISIONS,
+            f"unknown --mixed_precision {cfg.train.mixed_precision!r}; choose one of "
+            f"{', '.join(PRECISIONS)}")
     sources = DATA_SOURCES.get(cfg.data.dataset, DEFAULT_SOURCES)
     require(cfg.data.source in sources,
             f"unknown --data_source {cfg.data.source!r}; choose {', '.join(sources[:-1])} or "

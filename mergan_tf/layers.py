@@ -74,6 +74,8 @@ class ConditionalBatchNorm(keras.layers.Layer):
     """
 
     def __init__(self, num_classes: int = 10, epsilon: float = 1e-5, **kwargs):
+        # Statistics in float32 also in a bf16 model: a bfloat16 input is cast up.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.num_classes = int(num_classes)
         self.epsilon = float(epsilon)
@@ -138,6 +140,7 @@ class _ScaleOffsetNorm(keras.layers.Layer):
     """A normalisation with a per-channel scale (init 1) and offset (init 0)."""
 
     def __init__(self, epsilon: float = 1e-5, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # statistics in float32, as ConditionalBatchNorm
         super().__init__(**kwargs)
         self.epsilon = float(epsilon)
 

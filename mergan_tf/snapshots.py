@@ -8,10 +8,11 @@ renamed when complete, so a crash never leaves a half-written snapshot behind it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-from typing import Any
+from typing import Any, Optional
 
 import tensorflow as tf
 
@@ -123,18 +124,46 @@ def load_run_config(run_dir: str) -> RunConfig:
                             "a backup or start the run again") from e
 
 
-def build_models(cfg: RunConfig) -> tuple[keras.Model, keras.Model]:
+# --mixed_precision -> the Keras dtype policy the models' layers are built with.
+DTYPE_POLICIES = {"none": "float32", "bf16": "mixed_bfloat16"}
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str):
+    """Layers created inside use the Keras dtype policy `name`; the global policy is
+    restored afterwards (a layer keeps the policy it was created with)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def build_models(cfg: RunConfig, mixed_precision: Optional[str] = None
+                 ) -> tuple[keras.Model, keras.Model]:
     """Fresh generator and critic of the run's architecture, `cfg.model.arch` (dcgan32 or
     resnet64). DGR's generator is unconditional: one label slot that every sample uses
-    (one conditional-BN row for dcgan32, a constant one-hot for resnet64)."""
+    (one conditional-BN row for dcgan32, a constant one-hot for resnet64).
+
+    `mixed_precision` ("none" or "bf16"; default "none", float32) sets the precision of the
+    dense and convolution layers; the trainer passes the run's `--mixed_precision`, while
+    sampling and evaluation load snapshots (float32 weights either way) in float32.
+    The normalisation layers always compute in float32 and the models return float32.
+    """
     m = cfg.model
     if m.arch not in MODEL_MODULES:
         raise SnapshotError(f"unknown model arch {m.arch!r} in the config; choose one of "
                             f"{sorted(MODEL_MODULES)}")
+    precision = mixed_precision or "none"
+    if precision not in DTYPE_POLICIES:
+        raise SnapshotError(f"unknown mixed precision {precision!r}; choose one of "
+                            f"{sorted(DTYPE_POLICIES)}")
     models = MODEL_MODULES[m.arch]
     generator_classes = 1 if cfg.method.name == "dgr" else m.num_label_slots
-    return (models.Generator(m.channels, m.dim, m.z_dim, generator_classes, name="generator"),
-            models.Critic(m.channels, m.dim, m.num_label_slots, name="critic"))
+    with _dtype_policy(DTYPE_POLICIES[precision]):
+        return (models.Generator(m.channels, m.dim, m.z_dim, generator_classes, name="generator"),
+                models.Critic(m.channels, m.dim, m.num_label_slots, name="critic"))
 
 
 def load_generator(run_dir: str, task: int) -> tuple[keras.Model, dict[str, Any]]:

@@ -113,8 +113,9 @@ class Trainer:
         self.strategy = distribute.get_strategy(config.train.strategy)
         self.replica_batch_size = distribute.replica_batch_size(config.train.batch_size, self.strategy)
         with self.strategy.scope():
-            self.generator, self.critic = snapshots.build_models(config)
-            self.replay_generator, _ = snapshots.build_models(config)
+            precision = config.train.mixed_precision
+            self.generator, self.critic = snapshots.build_models(config, precision)
+            self.replay_generator, _ = snapshots.build_models(config, precision)
             self.replay_generator.trainable = False
             self.method = make_method(config.method)
             # The classes of each task: one each for the sequential methods, all at once for JT.

@@ -73,7 +73,7 @@ class Generator(keras.Model):
         for bn, deconv in zip(self.bns, self.deconvs):
             x = tf.nn.relu(bn(x, labels, num_groups=num_groups))
             x = deconv(x)
-        return tf.tanh(x)
+        return tf.cast(tf.tanh(x), tf.float32)  # float32 also when the layers run in bf16
 
     def get_config(self):
         return {"channels": self.channels, "dim": self.dim, "z_dim": self.z_dim,
@@ -110,7 +110,9 @@ class Critic(keras.Model):
         for conv in self.convs:
             x = tf.nn.leaky_relu(conv(x), alpha=0.2)
         x = tf.reshape(x, [-1, 4 * 4 * 4 * self.dim])
-        return tf.reshape(self.wgan_head(x), [-1]), self.ac_head(x)
+        # float32 logits also when the layers run in bf16 (--mixed_precision)
+        return (tf.cast(tf.reshape(self.wgan_head(x), [-1]), tf.float32),
+                tf.cast(self.ac_head(x), tf.float32))
 
     def get_config(self):
         return {"channels": self.channels, "dim": self.dim, "num_classes": self.num_classes,

@@ -142,7 +142,7 @@ class Generator(keras.Model):
         for block in self.blocks:
             x = block(x, num_groups=num_groups)
         x = tf.nn.relu(self.bn_out(x, num_groups=num_groups))
-        return tf.tanh(self.conv_out(x))
+        return tf.cast(tf.tanh(self.conv_out(x)), tf.float32)  # float32 also in bf16
 
     def get_config(self):
         return {"channels": self.channels, "dim": self.dim, "z_dim": self.z_dim,
@@ -184,7 +184,8 @@ class Critic(keras.Model):
         for block in self.blocks:
             x = block(x)
         x = tf.reshape(x, [-1, 4 * 4 * 8 * self.dim])
-        return tf.reshape(self.wgan_head(x), [-1]), self.ac_head(x)
+        return (tf.cast(tf.reshape(self.wgan_head(x), [-1]), tf.float32),  # float32 also in bf16
+                tf.cast(self.ac_head(x), tf.float32))
 
     def get_config(self):
         return {"channels": self.channels, "dim": self.dim, "num_classes": self.num_classes,
