@@ -1,32 +1,14 @@
 """The fused outer iteration and the concatenated critic call equal the straightforward path."""
 
-import csv
-import dataclasses
-import os
-
 import numpy as np
 import pytest
-
-from mergan_tf import configs
-from mergan_tf.trainer import Trainer, prepare_run_dir
+from tiny_run import train_two_tasks
 
 LR = 1e-4
 
 
 def run(method, mnist_data, run_dir, fused, concat):
-    cfg = configs.preset_config("mnist", method)
-    cfg = configs.validate(cfg.replace(
-        classes=(0, 1), out_dir=str(run_dir), seed=3,
-        model=dataclasses.replace(cfg.model, dim=16),
-        train=dataclasses.replace(cfg.train, iters=3, fused_iteration=fused, concat_critic=concat),
-        output=dataclasses.replace(cfg.output, sample_every=100, checkpoint_every=100, log_every=1)))
-    prepare_run_dir(cfg)
-    trainer = Trainer(cfg, mnist_data)
-    trainer.train()
-    with open(os.path.join(str(run_dir), "scalars.csv")) as f:
-        scalars = {(r["global_step"], r["key"]): float(r["value"]) for r in csv.DictReader(f)
-                   if not r["key"].startswith("perf/")}
-    return trainer, scalars
+    return train_two_tasks(method, mnist_data, run_dir, fused_iteration=fused, concat_critic=concat)
 
 
 @pytest.mark.parametrize("method", ["ra", "jtr"])

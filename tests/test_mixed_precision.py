@@ -1,8 +1,6 @@
 """--mixed_precision bf16: bfloat16 dense/conv layers on float32 weights, float32 elsewhere."""
 
-import csv
 import dataclasses
-import os
 
 import keras
 import numpy as np
@@ -10,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from mergan_tf import cli, configs, snapshots
-from mergan_tf.trainer import Trainer, prepare_run_dir
+from tiny_run import train_two_tasks
 
 
 def models(dataset, precision, dim):
@@ -58,19 +56,8 @@ def test_bf16_models_compute_in_bf16_and_match_float32(dataset, dim):
 
 
 def train(mnist_data, run_dir, precision):
-    cfg = configs.preset_config("mnist", "ra")
-    cfg = configs.validate(cfg.replace(
-        classes=(0, 1), out_dir=str(run_dir), seed=3,
-        model=dataclasses.replace(cfg.model, dim=16),
-        train=dataclasses.replace(cfg.train, iters=3, mixed_precision=precision),
-        output=dataclasses.replace(cfg.output, sample_every=100, checkpoint_every=100, log_every=1)))
-    prepare_run_dir(cfg)
-    trainer = Trainer(cfg, mnist_data)
-    trainer.train()
-    with open(os.path.join(str(run_dir), "scalars.csv")) as f:
-        scalars = {(r["global_step"], r["key"]): float(r["value"]) for r in csv.DictReader(f)
-                   if r["key"].startswith("loss/")}
-    return trainer, scalars
+    trainer, scalars = train_two_tasks("ra", mnist_data, run_dir, mixed_precision=precision)
+    return trainer, {k: v for k, v in scalars.items() if k[1].startswith("loss/")}
 
 
 def test_bf16_training_follows_float32_and_snapshots_load_in_float32(mnist_data, tmp_path):
