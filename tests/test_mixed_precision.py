@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mergan_tf import cli, configs, snapshots
+from mergan_tf import configs, snapshots
+from test_cli import resolve
 from tiny_run import train_two_tasks
 
 
@@ -88,19 +89,8 @@ def test_bf16_training_follows_float32_and_snapshots_load_in_float32(mnist_data,
 
 
 def test_mixed_precision_flag_and_refusal():
-    flag_values = type("F", (), {})()
-    defaults = {"dataset": "mnist", "method": "sft", "classes": None, "tasks": 2, "seed": 0,
-                "out_dir": None, "data_dir": None, "data_source": "auto", "model_dim": None,
-                "iters": None, "batch_size": None, "acgan_scale": None, "ra_factor": None,
-                "ewc_lambda": None, "ewc_samples": None, "ewc_accumulate": None,
-                "sample_every": None, "checkpoint_every": None, "log_every": None,
-                "eval_every": None, "evaluator_dir": None, "min_evaluator_accuracy": None,
-                "export": None, "mixed_precision": "bf16"}
-    for k, v in defaults.items():
-        setattr(flag_values, k, v)
-    assert cli.config_from_flags(flag_values).train.mixed_precision == "bf16"
-    flag_values.mixed_precision = None
-    assert cli.config_from_flags(flag_values).train.mixed_precision == "none"
+    assert resolve(tasks=2, mixed_precision="bf16").train.mixed_precision == "bf16"
+    assert resolve(tasks=2, mixed_precision=None).train.mixed_precision == "none"
     cfg = configs.preset_config("mnist", "sft")
     with pytest.raises(configs.ConfigError, match="--mixed_precision 'fp16'.*none, bf16"):
         configs.validate(cfg.replace(train=dataclasses.replace(cfg.train, mixed_precision="fp16")))
