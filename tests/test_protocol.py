@@ -124,3 +124,17 @@ def test_table1_helpers(run_dir, tmp_path):
     saved = snapshots.load_run_config(run_dir)
     assert table1.is_finished(saved.replace(output=configs.OutputConfig()))
     assert not table1.is_finished(saved.replace(seed=saved.seed + 1))
+    # A float32 run is not taken for a bf16 one (nor the reverse).
+    bf16 = saved.replace(train=dataclasses.replace(saved.train, mixed_precision="bf16"))
+    assert not table1.is_finished(bf16)
+    assert "bf16 matmuls" in table1.markdown_table(results, "mnist", 5, 300, "bf16")
+    assert "matmuls" not in md
+
+
+def test_table1_method_config_carries_precision():
+    cfg = table1.method_config("mnist", "ra", 5, 2000, "runs/x", "data", 0, "bf16", eval_every=100)
+    assert (cfg.train.mixed_precision, cfg.train.iters, cfg.classes) == ("bf16", 2000, (0, 1, 2, 3, 4))
+    assert cfg.output.eval_every == 100 and cfg.out_dir == os.path.join("runs/x", "ra")
+    assert table1.method_config("mnist", "jt", 5, 2000, "r", None).train.mixed_precision == "none"
+    with pytest.raises(configs.ConfigError, match="mixed_precision"):
+        table1.method_config("mnist", "ra", 5, 10, "r", None, mixed_precision="fp8")

@@ -28,14 +28,17 @@ COLUMN_ORDER = ("jt", "sft", "ewc", "dgr", "jtr", "ra")
 
 
 def method_config(dataset: str, method: str, tasks: int, iters: int, out_root: str,
-                  data_dir: Optional[str], seed: int = 0, **output) -> configs.RunConfig:
+                  data_dir: Optional[str], seed: int = 0, mixed_precision: str = "none",
+                  **output) -> configs.RunConfig:
     """The run of one method; JT trains its single joint task for `tasks * iters`
-    iterations, as the release gives joint training ten times the per-task count."""
+    iterations, as the release gives joint training ten times the per-task count.
+    `mixed_precision` is "none" (float32, the release) or "bf16" (see TrainConfig)."""
     cfg = configs.preset_config(dataset, method)
     return configs.validate(cfg.replace(
         classes=cfg.classes[:tasks], seed=seed, out_dir=os.path.join(out_root, method),
         data=dataclasses.replace(cfg.data, data_dir=data_dir),
-        train=dataclasses.replace(cfg.train, iters=iters * tasks if method == "jt" else iters),
+        train=dataclasses.replace(cfg.train, iters=iters * tasks if method == "jt" else iters,
+                                  mixed_precision=mixed_precision),
         output=dataclasses.replace(cfg.output, **output)))
 
 
@@ -69,11 +72,13 @@ def train_if_needed(cfg: configs.RunConfig, data: ImageData, log=print) -> float
 
 def reproduce(dataset: str, methods: Sequence[str], tasks: int, iters: int, out_root: str,
               data: ImageData, data_dir: Optional[str], batches: int = 100, seed: int = 0,
-              classifier_dir: Optional[str] = None, log=print, **output) -> dict:
+              classifier_dir: Optional[str] = None, log=print, mixed_precision: str = "none",
+              **output) -> dict:
     """Trains (or reuses) and evaluates every method; returns per-method results."""
     results = {}
     for method in methods:
-        cfg = method_config(dataset, method, tasks, iters, out_root, data_dir, seed, **output)
+        cfg = method_config(dataset, method, tasks, iters, out_root, data_dir, seed,
+                            mixed_precision, **output)
         seconds = train_if_needed(cfg, data, log)
         ev = protocol.evaluate_run(cfg.out_dir, after_tasks=[tasks], classifier_dir=classifier_dir,
                                    batches=batches, seed=seed)
@@ -85,14 +90,15 @@ def reproduce(dataset: str, methods: Sequence[str], tasks: int, iters: int, out_
     return results
 
 
-def markdown_table(results: dict, dataset: str, tasks: int, iters: int) -> str:
+def markdown_table(results: dict, dataset: str, tasks: int, iters: int,
+                   mixed_precision: str = "none") -> str:
     """This run's mean accuracies beside the paper's Table 1 row."""
     methods = [m for m in COLUMN_ORDER if m in results] + [m for m in results if m not in COLUMN_ORDER]
     paper = PAPER_TABLE1.get((dataset, tasks), {})
     evaluator = next(iter(results.values()))["evaluator"] if results else {}
     head = "| | " + " | ".join(m.upper() for m in methods) + " |"
     lines = [f"Mean accuracy (%) over the {tasks} learned classes, {dataset}, {iters} iterations "
-             f"per task; evaluator {evaluator.get('arch')} with real test accuracy "
+             f"per task{'' if mixed_precision == 'none' else ', ' + mixed_precision + ' matmuls'}; evaluator {evaluator.get('arch')} with real test accuracy "
              f"{evaluator.get('test_accuracy', float('nan')):.2f}%.", "",
              head, "|---|" + "---|" * len(methods),
              "| this run | " + " | ".join(f"{results[m]['mean']:.2f}" for m in methods) + " |",
