@@ -32,6 +32,8 @@ flags.DEFINE_boolean("concat_critic", True, "One critic call on [real; fake].")
 flags.DEFINE_enum("mixed_precision", "none", list(configs.PRECISIONS),
                   "bf16: dense and convolution layers in bfloat16 (see --mixed_precision of "
                   "run_sequential.py).")
+flags.DEFINE_boolean("flops", True, "Also count the floating-point operations of one outer "
+                     "iteration (tf.profiler over the traced graph) and print the rate reached.")
 FLAGS = flags.FLAGS
 
 
@@ -53,6 +55,11 @@ def main(argv):
           f"fused={FLAGS.fused_iteration} concat_critic={FLAGS.concat_critic} "
           f"mixed_precision={FLAGS.mixed_precision}")
     print(f"median {np.median(times):.1f} ms, min {times.min():.1f} ms, max {times.max():.1f} ms")
+    if FLAGS.flops:
+        gflop = benchmark.iteration_gflops(
+            d, FLAGS.method, FLAGS.learned_classes, model, fused_iteration=FLAGS.fused_iteration,
+            concat_critic=FLAGS.concat_critic, mixed_precision=FLAGS.mixed_precision)
+        print(f"gflop_per_iter={gflop:.2f} ({gflop / np.median(times) * 1000:.0f} GFLOP/s at the median)")
     print(f"ms_per_iter={np.median(times):.1f}")
 
 

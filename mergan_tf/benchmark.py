@@ -11,6 +11,7 @@ import tempfile
 import time
 
 import numpy as np
+import tensorflow as tf
 
 from mergan_tf import configs
 from mergan_tf.data import ImageData, task_dataset
@@ -52,6 +53,32 @@ def time_iterations(data: ImageData, method: str, learned_classes: int, iters: i
             times.append(time.perf_counter() - start)
         trainer.log.close()
     return np.array(times[warmup:])
+
+
+def graph_gflops(fn, *args) -> float:
+    """Floating-point operations, in 10^9, of one call of `fn(*args)` traced as a
+    `tf.function`: TF's registered FLOP statistics (convolutions, matmuls, their gradients,
+    elementwise ops; a multiply-add counts 2) summed over the traced graph, as tf.profiler
+    counts them. Shapes must be static. Ops the graph builds but whose results go unused
+    are counted too, so a step should not build what it does not use."""
+    graph = tf.function(fn).get_concrete_function(*args).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops / 1e9
+
+
+def iteration_gflops(data: ImageData, method: str, learned_classes: int,
+                     model_overrides: dict | None = None, **train_overrides) -> float:
+    """GFLOP of one outer iteration of the real trainer (generator + K critic updates)."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer, task = trainer_at_task(data, method, learned_classes, run_dir, model_overrides,
+                                        **train_overrides)
+        g_fn, d_fn = trainer.task_updates(learned_classes)
+        reals, labels = next(task.batches)
+        gflops = graph_gflops(
+            lambda r, y: trainer.iteration_body(r, y, True, g_fn, d_fn), reals, labels)
+        trainer.log.close()
+    return gflops
 
 
 def data_images_per_second(data: ImageData, batches: int = 200, batch_size: int = 64) -> float:

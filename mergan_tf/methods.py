@@ -8,7 +8,8 @@ inside the compiled steps and use tensor ops only. The mathematics is in `losses
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Optional, Sequence
+import functools
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import tensorflow as tf
 
@@ -28,14 +29,23 @@ class ReplayBatch:
     Attributes:
       z: noise [t * n, z_dim], shared by Old and New (replay alignment needs the same z).
       labels: int32 [t * n], t consecutive groups of n, one previous class each.
-      old: Old(z, c), the frozen replay generator's images (no gradient).
+      old_fn: builds Old(z, c), the frozen replay generator's images (no gradient).
       num_classes: t, the number of previous classes; each is its own batch-norm group.
+
+    `old` is built on first use only: a step that does not read it (RA's critic updates,
+    JTR's generator update) has no Old forward in its graph. Nothing else changes: z is
+    drawn either way, so the random stream and every result stay the same.
     """
 
     z: tf.Tensor
     labels: tf.Tensor
-    old: tf.Tensor
+    old_fn: Callable[[], tf.Tensor]
     num_classes: int
+
+    @functools.cached_property
+    def old(self) -> tf.Tensor:
+        """Old(z, c), computed once per step when a loss asks for it."""
+        return self.old_fn()
 
 
 class Method:

@@ -176,8 +176,9 @@ class Trainer:
         if replay_labels is None:
             return None
         z = self.rng.normal([replay_labels.shape[0], self.cfg.model.z_dim])
-        old = tf.stop_gradient(self.replay_generator(z, replay_labels, num_groups=t))
-        return ReplayBatch(z=z, labels=replay_labels, old=old, num_classes=t)
+        return ReplayBatch(
+            z=z, labels=replay_labels, num_classes=t,
+            old_fn=lambda: tf.stop_gradient(self.replay_generator(z, replay_labels, num_groups=t)))
 
     def _fake_batch(self, task_classes: tuple[int, ...]):
         """A batch of fakes: all of the task's class (release), or labels drawn uniformly
@@ -189,6 +190,12 @@ class Trainer:
             pick = self.rng.uniform([b], 0, len(task_classes), dtype=tf.int32)
             labels = tf.gather(tf.constant(task_classes, tf.int32), pick)
         return self.generator(self.rng.normal([b, self.cfg.model.z_dim]), labels), labels
+
+    def task_updates(self, task_index: int):
+        """The task's (generator_update, critic_update) on the current optimizers: the
+        method's own (DGR) or the trainer's."""
+        return (self.method.build_updates(self, task_index, self.g_opt, self.d_opt)
+                or self.build_updates(task_index, self.g_opt, self.d_opt))
 
     def build_updates(self, task_index: int, g_opt, d_opt):
         """The task's `generator_update()` and `critic_update(real, labels)` (traceable).
@@ -269,14 +276,7 @@ class Trainer:
         updates. Unfused: one `tf.function` per update, the straightforward path that the
         tests compare the fused one against.
         """
-        k_critic = self.cfg.train.critic_iters
-
-        def iteration(reals, labels, with_generator, g_fn, d_fn):
-            terms = dict(g_fn()) if with_generator else {}
-            for k in range(k_critic):
-                d_terms = d_fn(reals[k], labels[k])
-            terms.update(d_terms)
-            return terms
+        iteration = self.iteration_body
 
         if self.cfg.train.strategy != "none":  # the fused iteration on every replica
             return distribute.compile_replicated(
@@ -289,6 +289,15 @@ class Trainer:
         g_fn, d_fn = tf.function(generator_update), tf.function(critic_update)
         return lambda reals, labels, with_generator: iteration(
             reals, labels, with_generator, g_fn, d_fn)
+
+    def iteration_body(self, reals, labels, with_generator: bool, g_fn, d_fn):
+        """One outer iteration as plain tensor code: `g_fn()` when `with_generator`, then
+        `d_fn(reals[k], labels[k])` for each of the K critic updates; the last terms."""
+        terms = dict(g_fn()) if with_generator else {}
+        for k in range(self.cfg.train.critic_iters):
+            d_terms = d_fn(reals[k], labels[k])
+        terms.update(d_terms)
+        return terms
 
     # ----------------------------------------------------------------- outputs
     def write_class_grids(self, task_index: int, iteration: int) -> None:
@@ -360,8 +369,7 @@ class Trainer:
         with self.strategy.scope():  # optimizer variables mirrored like the models'
             # Fresh Adam state at every task, as the release re-initialises its slots.
             self.g_opt, self.d_opt = g_opt, d_opt = self._make_optimizer(), self._make_optimizer()
-            updates = (self.method.build_updates(self, task_index, g_opt, d_opt)
-                       or self.build_updates(task_index, g_opt, d_opt))
+            updates = self.task_updates(task_index)
         iteration = self.compile_iteration(*updates)
         classes = self.tasks[task_index]
         # K consecutive batches per outer iteration: the same sequence as K calls of next().

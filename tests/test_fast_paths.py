@@ -1,8 +1,12 @@
-"""The fused outer iteration and the concatenated critic call equal the straightforward path."""
+"""The fused outer iteration and the concatenated critic call equal the straightforward path;
+steps build only what their losses read; the FLOP counter of the throughput benchmark."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from tiny_run import train_two_tasks
+
+from mergan_tf import benchmark
 
 LR = 1e-4
 
@@ -31,3 +35,56 @@ def test_fused_and_concatenated_steps_train_alike(method, mnist_data, tmp_path):
         for va, vb in zip(getattr(plain, model).weights, getattr(fast, model).weights):
             diff = np.abs(va.numpy() - vb.numpy())
             assert diff.max() <= 2 * LR * steps, va.path
+
+
+def _reads(fn, variables):
+    """How many of `variables` the traced graph of `fn()` reads."""
+    handles = {id(v.handle) for v in variables}
+    graph = tf.function(fn).get_concrete_function().graph
+    return sum(id(external) in handles for external, _ in graph.captures)
+
+
+@pytest.mark.parametrize("method, old_in_generator, old_in_critic",
+                         [("ra", True, False), ("jtr", False, True)])
+def test_steps_build_the_old_generator_only_where_a_loss_reads_it(
+        method, old_in_generator, old_in_critic, mnist_data, tmp_path):
+    # RA's critic updates and JTR's generator update draw replay noise but never read
+    # Old(z, c): their graphs must not contain the frozen generator's forward.
+    trainer, task = benchmark.trainer_at_task(mnist_data, method, 2, str(tmp_path),
+                                              {"dim": 4})
+    g_fn, d_fn = trainer.task_updates(2)
+    reals, labels = next(task.batches)
+    old_vars = trainer.replay_generator.variables
+    assert (_reads(g_fn, old_vars) > 0) == old_in_generator
+    assert (_reads(lambda: d_fn(reals[0], labels[0]), old_vars) > 0) == old_in_critic
+    trainer.log.close()
+
+
+def test_graph_gflops_counts_matmul_and_convolution_by_hand():
+    a, b = tf.ones([64, 128]), tf.ones([128, 256])
+    assert benchmark.graph_gflops(tf.matmul, a, b) * 1e9 == 2 * 64 * 128 * 256
+    x, k = tf.ones([8, 16, 16, 3]), tf.ones([5, 5, 3, 32])
+    conv = lambda x, k: tf.nn.conv2d(x, k, strides=2, padding="SAME")  # noqa: E731
+    # 8 x 8 x 8 outputs of 32 channels, each 5 * 5 * 3 multiply-adds
+    assert benchmark.graph_gflops(conv, x, k) * 1e9 == 2 * (8 * 8 * 8 * 32) * (5 * 5 * 3)
+
+
+def test_iteration_gflops_of_replay_methods(mnist_data, tmp_path):
+    # Counted against hand budgets in units of g, one generator forward on a batch of 64
+    # (the replay batch at t = 2 is 2 x 32), and d, one critic forward on 64. A backward
+    # pass costs about two forwards (input and weight gradients).
+    sft = benchmark.iteration_gflops(mnist_data, "sft", 0, {"dim": 4})
+    ra = benchmark.iteration_gflops(mnist_data, "ra", 2, {"dim": 4})
+    jtr = benchmark.iteration_gflops(mnist_data, "jtr", 2, {"dim": 4})
+    trainer, _ = benchmark.trainer_at_task(mnist_data, "sft", 0, str(tmp_path), {"dim": 4})
+    z, y = tf.zeros([64, trainer.cfg.model.z_dim]), tf.zeros([64], tf.int32)
+    g = benchmark.graph_gflops(lambda z, y: trainer.generator(z, y, num_groups=2), z, y)
+    d = benchmark.graph_gflops(lambda x: trainer.critic(x), tf.zeros([64, 32, 32, 1]))
+    trainer.log.close()
+    # RA: Old and New forwards plus New's backward, in the generator update only (about
+    # 4 g; with Old also built in the 5 critic updates it would be about 9 g).
+    assert 3.5 * g <= ra - sft <= 4.5 * g
+    # JTR: each critic update adds Old and New forwards (2 g) and the critic's forward and
+    # backward on [Old; New] (6 d); the generator update adds New's forward and backward
+    # (3 g) and the critic's forward and input gradient (2 d): 13 g + 32 d in all.
+    assert jtr - sft == pytest.approx(13 * g + 32 * d, rel=0.1)
