@@ -88,6 +88,23 @@ def test_bf16_training_follows_float32_and_snapshots_load_in_float32(mnist_data,
         np.testing.assert_array_equal(va.numpy(), vb.numpy())
 
 
+@pytest.mark.parametrize("method", ["jtr", "ewc", "dgr"])
+def test_bf16_trains_like_float32_for_the_other_methods(method, mnist_data, tmp_path):
+    # JTR's replay critic terms, EWC's penalty (its Fisher from bf16 gradients), DGR's
+    # unconditional generator and solver: every logged loss of both tasks stays finite and
+    # near the float32 run's (same weights, data and noise), as for RA above.
+    _, full = train_two_tasks(method, mnist_data, tmp_path / "f32", mixed_precision="none")
+    _, half = train_two_tasks(method, mnist_data, tmp_path / "bf16", mixed_precision="bf16")
+    full = {k: v for k, v in full.items() if k[1].startswith("loss/")}
+    half = {k: v for k, v in half.items() if k[1].startswith("loss/")}
+    assert full.keys() == half.keys()
+    extra = {"jtr": "loss/critic/jtr", "ewc": "loss/gen/ewc", "dgr": "loss/solver/ce"}[method]
+    assert any(k[1] == extra for k in full), extra  # the method's own term is compared too
+    for key, value in full.items():
+        assert np.isfinite(half[key]), key
+        assert half[key] == pytest.approx(value, rel=0.1, abs=0.5), key
+
+
 def test_mixed_precision_flag_and_refusal():
     assert resolve(tasks=2, mixed_precision="bf16").train.mixed_precision == "bf16"
     assert resolve(tasks=2, mixed_precision=None).train.mixed_precision == "none"
