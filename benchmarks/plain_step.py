@@ -5,7 +5,11 @@ critic updates of batch 64 (WGAN-GP + AC losses, Adam), on random data in [-1, 1
 same mathematics and the same shapes as `mergan_tf.trainer` at SFT, so its time is what the
 framework-free step costs on this machine.
 
-  python benchmarks/plain_step.py --iters 30 [--jit]
+  python benchmarks/plain_step.py --iters 30 [--jit] [--mixed_precision bf16]
+
+With `--mixed_precision bf16` the matmuls and convolutions (and the critic's activations)
+run in bfloat16 on float32 variables, batch norm and losses in float32: what the trainer's
+`--mixed_precision bf16` does with Keras's mixed_bfloat16 policy.
 
 The last line is exactly `ms_per_iter=<median>`.
 """
@@ -15,14 +19,21 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import sys  # noqa: E402
+
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mergan_tf.benchmark import graph_gflops  # noqa: E402  (the FLOP count only)
 
 flags.DEFINE_integer("iters", 30, "Timed outer iterations.")
 flags.DEFINE_integer("warmup", 5, "Untimed outer iterations first (tracing).")
 flags.DEFINE_integer("dim", 32, "Width multiplier (release 32).")
 flags.DEFINE_boolean("jit", False, "Compile the step with XLA (jit_compile=True).")
+flags.DEFINE_enum("mixed_precision", "none", ["none", "bf16"], "bf16: matmuls and convolutions "
+                  "in bfloat16 on float32 variables.")
 FLAGS = flags.FLAGS
 
 BATCH, Z_DIM, CLASSES, CRITIC_ITERS = 64, 128, 10, 5
@@ -51,29 +62,37 @@ def make_params(dim: int) -> tuple[dict, dict]:
     return g, d
 
 
-def generator(g, z, labels, dim):
-    x = tf.reshape(tf.matmul(z, g["fc_w"]) + g["fc_b"], [-1, 4, 4, 4 * dim])
+def generator(g, z, labels, dim, cd=tf.float32):
+    """`cd`: the compute dtype of the matmul and transposed convolutions."""
+    def w(name):
+        return tf.cast(g[name], cd)
+    x = tf.reshape(tf.matmul(tf.cast(z, cd), w("fc_w")) + w("fc_b"), [-1, 4, 4, 4 * dim])
     size = 4
     for i in range(3):
+        x = tf.cast(x, tf.float32)  # batch norm in float32
         mean, var = tf.nn.moments(x, [0, 1, 2], keepdims=True)
         gamma = tf.gather(g[f"gamma{i}"], labels)[:, None, None, :]
         beta = tf.gather(g[f"beta{i}"], labels)[:, None, None, :]
-        x = tf.nn.relu(tf.nn.batch_normalization(x, mean, var, beta, gamma, 1e-5))
+        x = tf.cast(tf.nn.relu(tf.nn.batch_normalization(x, mean, var, beta, gamma, 1e-5)), cd)
         size *= 2
         out_ch = g[f"dc{i}_w"].shape[2]
-        x = tf.nn.conv2d_transpose(x, g[f"dc{i}_w"], [tf.shape(x)[0], size, size, out_ch],
-                                   2, padding="SAME") + g[f"dc{i}_b"]
-    return tf.tanh(x)
+        x = tf.nn.conv2d_transpose(x, w(f"dc{i}_w"), [tf.shape(x)[0], size, size, out_ch],
+                                   2, padding="SAME") + w(f"dc{i}_b")
+    return tf.cast(tf.tanh(x), tf.float32)
 
 
-def critic(d, x):
+def critic(d, x, cd=tf.float32):
+    def w(name):
+        return tf.cast(d[name], cd)
+    x = tf.cast(x, cd)
     for i in range(3):
-        x = tf.nn.leaky_relu(tf.nn.conv2d(x, d[f"c{i}_w"], 2, "SAME") + d[f"c{i}_b"], 0.2)
+        x = tf.nn.leaky_relu(tf.nn.conv2d(x, w(f"c{i}_w"), 2, "SAME") + w(f"c{i}_b"), 0.2)
     x = tf.reshape(x, [tf.shape(x)[0], -1])
-    return tf.squeeze(tf.matmul(x, d["w_w"]) + d["w_b"], 1), tf.matmul(x, d["a_w"]) + d["a_b"]
+    return (tf.cast(tf.squeeze(tf.matmul(x, w("w_w")) + w("w_b"), 1), tf.float32),
+            tf.cast(tf.matmul(x, w("a_w")) + w("a_b"), tf.float32))
 
 
-def make_step(dim: int, jit: bool):
+def make_step(dim: int, jit: bool, cd=tf.float32):
     g, d = make_params(dim)
     g_vars, d_vars = list(g.values()), list(d.values())
     g_opt = tf.keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
@@ -88,20 +107,21 @@ def make_step(dim: int, jit: bool):
     @tf.function(jit_compile=jit)
     def step(reals):
         with tf.GradientTape() as tape:
-            logits, class_logits = critic(d, generator(g, tf.random.normal([BATCH, Z_DIM]), labels, dim))
+            logits, class_logits = critic(
+                d, generator(g, tf.random.normal([BATCH, Z_DIM]), labels, dim, cd), cd)
             g_loss = -tf.reduce_mean(logits) + ce(class_logits)
         g_opt.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
         for k in range(CRITIC_ITERS):
             real = reals[k]
-            fake = generator(g, tf.random.normal([BATCH, Z_DIM]), labels, dim)
+            fake = generator(g, tf.random.normal([BATCH, Z_DIM]), labels, dim, cd)
             alpha = tf.random.uniform([BATCH, 1, 1, 1])
             with tf.GradientTape() as tape:
-                real_logits, real_class = critic(d, real)
-                fake_logits, _ = critic(d, fake)
+                real_logits, real_class = critic(d, real, cd)
+                fake_logits, _ = critic(d, fake, cd)
                 inter = real + alpha * (fake - real)
                 with tf.GradientTape() as gp_tape:
                     gp_tape.watch(inter)
-                    inter_logits, _ = critic(d, inter)
+                    inter_logits, _ = critic(d, inter, cd)
                 grads = gp_tape.gradient(inter_logits, inter)
                 slopes = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]))
                 d_loss = (tf.reduce_mean(fake_logits) - tf.reduce_mean(real_logits)
@@ -114,7 +134,8 @@ def make_step(dim: int, jit: bool):
 
 def main(argv):
     del argv
-    step = make_step(FLAGS.dim, FLAGS.jit)
+    step = make_step(FLAGS.dim, FLAGS.jit,
+                     tf.bfloat16 if FLAGS.mixed_precision == "bf16" else tf.float32)
     reals = tf.random.uniform([CRITIC_ITERS, BATCH, 32, 32, 1], -1, 1)
     times = []
     for _ in range(FLAGS.warmup + FLAGS.iters):
@@ -123,8 +144,11 @@ def main(argv):
         times.append(time.perf_counter() - start)
     times = 1000 * np.array(times[FLAGS.warmup:])
     print(f"plain tf.nn step, dim={FLAGS.dim} jit={FLAGS.jit} iters={FLAGS.iters} "
+          f"mixed_precision={FLAGS.mixed_precision} "
           f"threads={tf.config.threading.get_intra_op_parallelism_threads() or 'default'}")
     print(f"median {np.median(times):.1f} ms, min {times.min():.1f} ms, max {times.max():.1f} ms")
+    gflop = graph_gflops(step, reals)
+    print(f"gflop_per_iter={gflop:.3f} ({gflop / np.median(times) * 1000:.0f} GFLOP/s at the median)")
     print(f"ms_per_iter={np.median(times):.1f}")
 
 

@@ -59,7 +59,7 @@ def main(argv):
         gflop = benchmark.iteration_gflops(
             d, FLAGS.method, FLAGS.learned_classes, model, fused_iteration=FLAGS.fused_iteration,
             concat_critic=FLAGS.concat_critic, mixed_precision=FLAGS.mixed_precision)
-        print(f"gflop_per_iter={gflop:.2f} ({gflop / np.median(times) * 1000:.0f} GFLOP/s at the median)")
+        print(f"gflop_per_iter={gflop:.3f} ({gflop / np.median(times) * 1000:.0f} GFLOP/s at the median)")
     print(f"ms_per_iter={np.median(times):.1f}")
 
 

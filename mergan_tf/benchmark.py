@@ -61,7 +61,9 @@ def graph_gflops(fn, *args) -> float:
     elementwise ops; a multiply-add counts 2) summed over the traced graph, as tf.profiler
     counts them. Shapes must be static. Ops the graph builds but whose results go unused
     are counted too, so a step should not build what it does not use."""
-    graph = tf.function(fn).get_concrete_function(*args).graph
+    if not hasattr(fn, "get_concrete_function"):  # a tf.function already, or plain code
+        fn = tf.function(fn)
+    graph = fn.get_concrete_function(*args).graph
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
     return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops / 1e9

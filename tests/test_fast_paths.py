@@ -1,6 +1,11 @@
 """The fused outer iteration and the concatenated critic call equal the straightforward path;
 steps build only what their losses read; the FLOP counter of the throughput benchmark."""
 
+import os
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -88,3 +93,18 @@ def test_iteration_gflops_of_replay_methods(mnist_data, tmp_path):
     # backward on [Old; New] (6 d); the generator update adds New's forward and backward
     # (3 g) and the critic's forward and input gradient (2 d): 13 g + 32 d in all.
     assert jtr - sft == pytest.approx(13 * g + 32 * d, rel=0.1)
+
+
+def test_the_plain_step_and_the_trainer_do_the_same_arithmetic(mnist_data):
+    # benchmarks/plain_step.py is the comparison point of the throughput target: the same
+    # outer iteration in raw tf.nn ops. Same mathematics and shapes means the same FLOP
+    # count, to the AC head's few extra operations.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "plain_step.py"),
+                           "--dim", "4", "--iters", "1", "--warmup", "0"],
+                          capture_output=True, text=True, timeout=600, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plain = float(re.search(r"gflop_per_iter=([0-9.]+)", proc.stdout).group(1))
+    assert proc.stdout.strip().splitlines()[-1].startswith("ms_per_iter=")
+    trainer = benchmark.iteration_gflops(mnist_data, "sft", 0, {"dim": 4})
+    assert trainer == pytest.approx(plain, rel=0.01)
