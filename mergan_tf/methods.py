@@ -8,8 +8,7 @@ inside the compiled steps and use tensor ops only. The mathematics is in `losses
 from __future__ import annotations
 
 import dataclasses
-import functools
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import tensorflow as tf
 
@@ -29,23 +28,15 @@ class ReplayBatch:
     Attributes:
       z: noise [t * n, z_dim], shared by Old and New (replay alignment needs the same z).
       labels: int32 [t * n], t consecutive groups of n, one previous class each.
-      old_fn: builds Old(z, c), the frozen replay generator's images (no gradient).
+      old: Old(z, c), the frozen replay generator's images (no gradient), or None in a step
+        whose losses do not read it (see `Method.old_in_generator_update`).
       num_classes: t, the number of previous classes; each is its own batch-norm group.
-
-    `old` is built on first use only: a step that does not read it (RA's critic updates,
-    JTR's generator update) has no Old forward in its graph. Nothing else changes: z is
-    drawn either way, so the random stream and every result stay the same.
     """
 
     z: tf.Tensor
     labels: tf.Tensor
-    old_fn: Callable[[], tf.Tensor]
+    old: Optional[tf.Tensor]
     num_classes: int
-
-    @functools.cached_property
-    def old(self) -> tf.Tensor:
-        """Old(z, c), computed once per step when a loss asks for it."""
-        return self.old_fn()
 
 
 class Method:
@@ -58,6 +49,10 @@ class Method:
     name = "sft"
     needs_replay = False
     conditional = True  # the generator takes a class (False: DGR's unconditional one)
+    # Whether the generator / critic update's losses read Old(z, c): a step that does not
+    # still draws the replay noise (same random stream) but builds no Old forward.
+    old_in_generator_update = False
+    old_in_critic_update = False
 
     def __init__(self, config: MethodConfig):
         self.config = config
@@ -167,6 +162,7 @@ class ReplayAlignment(ReplayMethod):
     """MeRGAN-RA (paper section 3.2, Eq. 13): align New(z, c) with Old(z, c)."""
 
     name = "ra"
+    old_in_generator_update = True
 
     def generator_extra_loss(self, generator, critic, replay):
         if replay is None:
@@ -183,6 +179,7 @@ class JointTrainingWithReplay(ReplayMethod):
     """MeRGAN-JTR (paper section 3.1): Old replays as real, New replays as fake."""
 
     name = "jtr"
+    old_in_critic_update = True
 
     def generator_extra_loss(self, generator, critic, replay):
         if replay is None:

@@ -172,13 +172,15 @@ class Trainer:
                                         self.strategy)
 
     # ----------------------------------------------------------------- compiled steps
-    def _replay(self, replay_labels: Optional[tf.Tensor], t: int) -> Optional[ReplayBatch]:
+    def _replay(self, replay_labels: Optional[tf.Tensor], t: int,
+                with_old: bool) -> Optional[ReplayBatch]:
+        """The step's replay noise and classes, and Old(z, c) when `with_old`."""
         if replay_labels is None:
             return None
         z = self.rng.normal([replay_labels.shape[0], self.cfg.model.z_dim])
-        return ReplayBatch(
-            z=z, labels=replay_labels, num_classes=t,
-            old_fn=lambda: tf.stop_gradient(self.replay_generator(z, replay_labels, num_groups=t)))
+        old = (tf.stop_gradient(self.replay_generator(z, replay_labels, num_groups=t))
+               if with_old else None)
+        return ReplayBatch(z=z, labels=replay_labels, old=old, num_classes=t)
 
     def _fake_batch(self, task_classes: tuple[int, ...]):
         """A batch of fakes: all of the task's class (release), or labels drawn uniformly
@@ -217,7 +219,7 @@ class Trainer:
         d_opt.build(d_vars)
 
         def generator_update():
-            replay = self._replay(replay_labels, task_index)
+            replay = self._replay(replay_labels, task_index, self.method.old_in_generator_update)
             with tf.GradientTape() as tape:
                 fake, labels = self._fake_batch(task_classes)
                 fake_logits, fake_class_logits = self.critic(fake)
@@ -236,7 +238,7 @@ class Trainer:
             fake, _ = self._fake_batch(task_classes)
             fake = tf.stop_gradient(fake)
             alpha = self.rng.uniform([self.replica_batch_size, 1, 1, 1])
-            replay = self._replay(replay_labels, task_index)
+            replay = self._replay(replay_labels, task_index, self.method.old_in_critic_update)
             with tf.GradientTape() as tape:
                 real_logits, real_class_logits, fake_logits = self._critic_real_fake(real, fake)
                 terms = {
