@@ -27,12 +27,13 @@ from absl import app, flags  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mergan_tf.benchmark import graph_gflops  # noqa: E402  (the FLOP count only)
+from mergan_tf.configs import PRECISIONS  # noqa: E402
 
 flags.DEFINE_integer("iters", 30, "Timed outer iterations.")
 flags.DEFINE_integer("warmup", 5, "Untimed outer iterations first (tracing).")
 flags.DEFINE_integer("dim", 32, "Width multiplier (release 32).")
 flags.DEFINE_boolean("jit", False, "Compile the step with XLA (jit_compile=True).")
-flags.DEFINE_enum("mixed_precision", "none", ["none", "bf16"], "bf16: matmuls and convolutions "
+flags.DEFINE_enum("mixed_precision", "none", list(PRECISIONS), "bf16: matmuls and convolutions "
                   "in bfloat16 on float32 variables.")
 FLAGS = flags.FLAGS
 

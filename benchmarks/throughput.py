@@ -47,18 +47,16 @@ def main(argv):
     model = {"dim": FLAGS.model_dim} if FLAGS.model_dim else {}
     print(f"data: {d.source}")
     print(f"data pipeline: {benchmark.data_images_per_second(d):,.0f} images/s")
-    times = 1000 * benchmark.time_iterations(
+    seconds, gflop = benchmark.time_iterations(
         d, FLAGS.method, FLAGS.learned_classes, FLAGS.iters, FLAGS.warmup, model,
-        fused_iteration=FLAGS.fused_iteration, concat_critic=FLAGS.concat_critic,
-        mixed_precision=FLAGS.mixed_precision)
+        count_flops=FLAGS.flops, fused_iteration=FLAGS.fused_iteration,
+        concat_critic=FLAGS.concat_critic, mixed_precision=FLAGS.mixed_precision)
+    times = 1000 * seconds
     print(f"method={FLAGS.method} learned_classes={FLAGS.learned_classes} iters={FLAGS.iters} "
           f"fused={FLAGS.fused_iteration} concat_critic={FLAGS.concat_critic} "
           f"mixed_precision={FLAGS.mixed_precision}")
     print(f"median {np.median(times):.1f} ms, min {times.min():.1f} ms, max {times.max():.1f} ms")
-    if FLAGS.flops:
-        gflop = benchmark.iteration_gflops(
-            d, FLAGS.method, FLAGS.learned_classes, model, fused_iteration=FLAGS.fused_iteration,
-            concat_critic=FLAGS.concat_critic, mixed_precision=FLAGS.mixed_precision)
+    if gflop is not None:  # counted on the trainer that was timed
         print(f"gflop_per_iter={gflop:.3f} ({gflop / np.median(times) * 1000:.0f} GFLOP/s at the median)")
     print(f"ms_per_iter={np.median(times):.1f}")
 

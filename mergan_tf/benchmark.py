@@ -40,8 +40,9 @@ def trainer_at_task(data: ImageData, method: str, learned_classes: int, run_dir:
 
 def time_iterations(data: ImageData, method: str, learned_classes: int, iters: int,
                     warmup: int = 5, model_overrides: dict | None = None,
-                    **train_overrides) -> np.ndarray:
-    """Seconds of each of `iters` timed outer iterations (generator + critic updates)."""
+                    count_flops: bool = False, **train_overrides) -> tuple[np.ndarray, float | None]:
+    """Seconds of each of `iters` timed outer iterations (generator + critic updates), and
+    the GFLOP of one outer iteration of the same trainer when `count_flops` (else None)."""
     with tempfile.TemporaryDirectory() as run_dir:
         trainer, task = trainer_at_task(data, method, learned_classes, run_dir, model_overrides,
                                         **train_overrides)
@@ -51,8 +52,9 @@ def time_iterations(data: ImageData, method: str, learned_classes: int, iters: i
             terms = trainer.run_iteration(task, i + 1)  # i + 1: every iteration updates G
             float(terms["loss/critic/total"])  # wait for the result
             times.append(time.perf_counter() - start)
+        gflops = _trainer_gflops(trainer, learned_classes, task) if count_flops else None
         trainer.log.close()
-    return np.array(times[warmup:])
+    return np.array(times[warmup:]), gflops
 
 
 def graph_gflops(fn, *args) -> float:
@@ -69,16 +71,20 @@ def graph_gflops(fn, *args) -> float:
     return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops / 1e9
 
 
+def _trainer_gflops(trainer: Trainer, task_index: int, task) -> float:
+    """GFLOP of one outer iteration (with the generator update) of a positioned trainer."""
+    g_fn, d_fn = trainer.task_updates(task_index)
+    reals, labels = next(task.batches)
+    return graph_gflops(lambda r, y: trainer.iteration_body(r, y, True, g_fn, d_fn), reals, labels)
+
+
 def iteration_gflops(data: ImageData, method: str, learned_classes: int,
                      model_overrides: dict | None = None, **train_overrides) -> float:
     """GFLOP of one outer iteration of the real trainer (generator + K critic updates)."""
     with tempfile.TemporaryDirectory() as run_dir:
         trainer, task = trainer_at_task(data, method, learned_classes, run_dir, model_overrides,
                                         **train_overrides)
-        g_fn, d_fn = trainer.task_updates(learned_classes)
-        reals, labels = next(task.batches)
-        gflops = graph_gflops(
-            lambda r, y: trainer.iteration_body(r, y, True, g_fn, d_fn), reals, labels)
+        gflops = _trainer_gflops(trainer, learned_classes, task)
         trainer.log.close()
     return gflops
 

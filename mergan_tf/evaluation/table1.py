@@ -97,8 +97,9 @@ def markdown_table(results: dict, dataset: str, tasks: int, iters: int,
     paper = PAPER_TABLE1.get((dataset, tasks), {})
     evaluator = next(iter(results.values()))["evaluator"] if results else {}
     head = "| | " + " | ".join(m.upper() for m in methods) + " |"
+    precision = "" if mixed_precision == "none" else f", {mixed_precision} matmuls"
     lines = [f"Mean accuracy (%) over the {tasks} learned classes, {dataset}, {iters} iterations "
-             f"per task{'' if mixed_precision == 'none' else ', ' + mixed_precision + ' matmuls'}; evaluator {evaluator.get('arch')} with real test accuracy "
+             f"per task{precision}; evaluator {evaluator.get('arch')} with real test accuracy "
              f"{evaluator.get('test_accuracy', float('nan')):.2f}%.", "",
              head, "|---|" + "---|" * len(methods),
              "| this run | " + " | ".join(f"{results[m]['mean']:.2f}" for m in methods) + " |",
