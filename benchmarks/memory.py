@@ -7,10 +7,19 @@ Trains the real trainer (few iterations per task), reads the `perf/rss_mb` and
 `perf/peak_rss_mb` rows it logs at the end of every task, and prints them beside the size of
 that task's replay tensors. The last line is exactly
 `peak_rss_growth_mb=<peak after the last task - peak after task 2>`.
+
+  python benchmarks/memory.py --data_dir ../shared/data/mnist --method ra --retrace_at 9 --retraces 12
+
+separates the two things a task start does: it retraces the step (new optimizers, new
+Python-constant classes) and it adds a learned class. It positions one trainer at
+`--retrace_at` learned classes and starts that same task `--retraces` times (3 iterations
+each), printing RSS after each; compare the per-retrace growth at 1 and at 9 learned
+classes. The last line is then `rss_growth_per_retrace_mb=<mean over the last half>`.
 """
 
 import csv
 import dataclasses
+import gc
 import os
 import sys
 import tempfile
@@ -20,15 +29,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from mergan_tf import configs, data  # noqa: E402
+from mergan_tf import benchmark, configs, data  # noqa: E402
 from mergan_tf.methods import make_method  # noqa: E402
-from mergan_tf.trainer import Trainer, prepare_run_dir  # noqa: E402
+from mergan_tf.trainer import Trainer, prepare_run_dir, resident_memory_mb  # noqa: E402
 
 flags.DEFINE_string("dataset", "mnist", "Dataset preset.")
 flags.DEFINE_string("data_dir", None, "IDX / .mat directory (default: auto source).")
 flags.DEFINE_enum("method", "ra", list(configs.METHODS), "Method.")
 flags.DEFINE_integer("tasks", 10, "Tasks.")
 flags.DEFINE_integer("iters", 20, "Iterations per task.")
+flags.DEFINE_integer("retrace_at", None, "Instead of a run: learned classes at which to start "
+                     "the same task --retraces times (see the module doc).")
+flags.DEFINE_integer("retraces", 12, "Task starts with --retrace_at.")
 FLAGS = flags.FLAGS
 
 
@@ -42,9 +54,31 @@ def replay_bytes(cfg: configs.RunConfig, learned: int) -> int:
     return 4 * n * (cfg.model.z_dim + 2 * pixels)
 
 
+def retrace_growth(d: data.ImageData) -> None:
+    """RSS after each of --retraces starts of the task at --retrace_at learned classes."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer, task = benchmark.trainer_at_task(d, FLAGS.method, FLAGS.retrace_at, run_dir)
+        rss = []
+        for r in range(FLAGS.retraces):
+            if r:
+                task = trainer.start_task(FLAGS.retrace_at)  # fresh optimizers, new traces
+            for i in range(3):
+                float(trainer.run_iteration(task, i + 1)["loss/critic/total"])
+            del task
+            gc.collect()
+            rss.append(resident_memory_mb()["perf/rss_mb"])
+            print(f"start {r + 1} at {FLAGS.retrace_at} learned classes: RSS {rss[-1]:.0f} MiB", flush=True)
+        trainer.log.close()
+    half = len(rss) // 2
+    steps = [b - a for a, b in zip(rss[half - 1:], rss[half:])]
+    print(f"rss_growth_per_retrace_mb={sum(steps) / max(len(steps), 1):.2f}")
+
+
 def main(argv):
     del argv
     d = data.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir, verbose=False)
+    if FLAGS.retrace_at is not None:
+        return retrace_growth(d)
     cfg = configs.preset_config(FLAGS.dataset, FLAGS.method)
     with tempfile.TemporaryDirectory() as run_dir:
         cfg = configs.validate(cfg.replace(
