@@ -1,7 +1,7 @@
 """Helper of tests/test_distribute.py, run in a subprocess: TensorFlow must see two
 logical CPU devices before it initialises them, which a pytest process has done already.
 
-  python tests/strategy_run.py OUT.npz RUN_DIR METHOD OPTIMIZER
+  python tests/strategy_run.py OUT.npz RUN_DIR METHOD OPTIMIZER [PRECISION]
 
 Saves to OUT.npz, keys prefixed `units|`: batch norm on the global batch split across the
 two replicas (values and input gradients, grouped and not) next to one device, the noise
@@ -9,7 +9,8 @@ of the two replicas, and the real-batch shards. Then trains METHOD for 2 tasks x
 iterations (dim 8, 2 critic updates) with OPTIMIZER (adam: the trainer's; sgd: plain
 gradient steps, which show the gradient's scale) once on one device and once mirrored on
 the two CPUs, both drawing the same noise (`ShardedNoise`), and saves every logged scalar
-and the final weights, keys prefixed `none|` and `mirrored|`.
+and the final weights, keys prefixed `none|` and `mirrored|`. PRECISION (default none)
+is the runs' --mixed_precision.
 """
 
 import collections
@@ -65,12 +66,13 @@ class ShardedNoise(tf.Module):
         return self._draw(tf.random.stateless_uniform, shape, minval=minval, maxval=maxval, dtype=dtype)
 
 
-def train(method, strategy, run_dir, data, optimizer):
+def train(method, strategy, run_dir, data, optimizer, precision="none"):
     cfg = configs.preset_config("mnist", method)
     cfg = configs.validate(cfg.replace(
         classes=(0, 1), out_dir=run_dir, seed=5,
         model=dataclasses.replace(cfg.model, dim=8),
-        train=dataclasses.replace(cfg.train, iters=3, critic_iters=2, strategy=strategy),
+        train=dataclasses.replace(cfg.train, iters=3, critic_iters=2, strategy=strategy,
+                                  mixed_precision=precision),
         output=dataclasses.replace(cfg.output, sample_every=100, checkpoint_every=2, log_every=1,
                                    export=False)))
     prepare_run_dir(cfg)
@@ -131,11 +133,11 @@ def units(strategy):
     return out
 
 
-def main(out, run_root, method, optimizer):
+def main(out, run_root, method, optimizer, precision="none"):
     results = units(distribute.get_strategy("mirrored"))
     data = load_dataset("mnist", data_dir=MNIST_DIR, verbose=False)
     for strategy in ("none", "mirrored"):
-        run = train(method, strategy, os.path.join(run_root, strategy), data, optimizer)
+        run = train(method, strategy, os.path.join(run_root, strategy), data, optimizer, precision)
         results.update({f"{strategy}|{k}": v for k, v in run.items()})
     np.savez(out, **results)
 
