@@ -28,11 +28,15 @@ from absl import app, flags  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mergan_tf.benchmark import graph_gflops  # noqa: E402  (the FLOP count only)
 from mergan_tf.configs import PRECISIONS  # noqa: E402
+from mergan_tf.layers import leaky_relu as leaky_relu_from_output  # noqa: E402
 
 flags.DEFINE_integer("iters", 30, "Timed outer iterations.")
 flags.DEFINE_integer("warmup", 5, "Untimed outer iterations first (tracing).")
 flags.DEFINE_integer("dim", 32, "Width multiplier (release 32).")
 flags.DEFINE_boolean("jit", False, "Compile the step with XLA (jit_compile=True).")
+flags.DEFINE_enum("leaky_relu", "tf", ["tf", "from_output"], "The critic's activation: "
+                  "tf.nn.leaky_relu (the plain baseline) or the trainer's layers.leaky_relu, "
+                  "whose gradient reads its output (same values and gradients).")
 flags.DEFINE_enum("mixed_precision", "none", list(PRECISIONS), "bf16: matmuls and convolutions "
                   "in bfloat16 on float32 variables.")
 FLAGS = flags.FLAGS
@@ -82,18 +86,18 @@ def generator(g, z, labels, dim, cd=tf.float32):
     return tf.cast(tf.tanh(x), tf.float32)
 
 
-def critic(d, x, cd=tf.float32):
+def critic(d, x, cd=tf.float32, act=tf.nn.leaky_relu):
     def w(name):
         return tf.cast(d[name], cd)
     x = tf.cast(x, cd)
     for i in range(3):
-        x = tf.nn.leaky_relu(tf.nn.conv2d(x, w(f"c{i}_w"), 2, "SAME") + w(f"c{i}_b"), 0.2)
+        x = act(tf.nn.conv2d(x, w(f"c{i}_w"), 2, "SAME") + w(f"c{i}_b"), 0.2)
     x = tf.reshape(x, [tf.shape(x)[0], -1])
     return (tf.cast(tf.squeeze(tf.matmul(x, w("w_w")) + w("w_b"), 1), tf.float32),
             tf.cast(tf.matmul(x, w("a_w")) + w("a_b"), tf.float32))
 
 
-def make_step(dim: int, jit: bool, cd=tf.float32):
+def make_step(dim: int, jit: bool, cd=tf.float32, act=tf.nn.leaky_relu):
     g, d = make_params(dim)
     g_vars, d_vars = list(g.values()), list(d.values())
     g_opt = tf.keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
@@ -109,7 +113,7 @@ def make_step(dim: int, jit: bool, cd=tf.float32):
     def step(reals):
         with tf.GradientTape() as tape:
             logits, class_logits = critic(
-                d, generator(g, tf.random.normal([BATCH, Z_DIM]), labels, dim, cd), cd)
+                d, generator(g, tf.random.normal([BATCH, Z_DIM]), labels, dim, cd), cd, act)
             g_loss = -tf.reduce_mean(logits) + ce(class_logits)
         g_opt.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
         for k in range(CRITIC_ITERS):
@@ -117,12 +121,12 @@ def make_step(dim: int, jit: bool, cd=tf.float32):
             fake = generator(g, tf.random.normal([BATCH, Z_DIM]), labels, dim, cd)
             alpha = tf.random.uniform([BATCH, 1, 1, 1])
             with tf.GradientTape() as tape:
-                real_logits, real_class = critic(d, real, cd)
-                fake_logits, _ = critic(d, fake, cd)
+                real_logits, real_class = critic(d, real, cd, act)
+                fake_logits, _ = critic(d, fake, cd, act)
                 inter = real + alpha * (fake - real)
                 with tf.GradientTape() as gp_tape:
                     gp_tape.watch(inter)
-                    inter_logits, _ = critic(d, inter, cd)
+                    inter_logits, _ = critic(d, inter, cd, act)
                 grads = gp_tape.gradient(inter_logits, inter)
                 slopes = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]))
                 d_loss = (tf.reduce_mean(fake_logits) - tf.reduce_mean(real_logits)
@@ -136,7 +140,8 @@ def make_step(dim: int, jit: bool, cd=tf.float32):
 def main(argv):
     del argv
     step = make_step(FLAGS.dim, FLAGS.jit,
-                     tf.bfloat16 if FLAGS.mixed_precision == "bf16" else tf.float32)
+                     tf.bfloat16 if FLAGS.mixed_precision == "bf16" else tf.float32,
+                     leaky_relu_from_output if FLAGS.leaky_relu == "from_output" else tf.nn.leaky_relu)
     reals = tf.random.uniform([CRITIC_ITERS, BATCH, 32, 32, 1], -1, 1)
     times = []
     for _ in range(FLAGS.warmup + FLAGS.iters):
@@ -145,7 +150,7 @@ def main(argv):
         times.append(time.perf_counter() - start)
     times = 1000 * np.array(times[FLAGS.warmup:])
     print(f"plain tf.nn step, dim={FLAGS.dim} jit={FLAGS.jit} iters={FLAGS.iters} "
-          f"mixed_precision={FLAGS.mixed_precision} "
+          f"mixed_precision={FLAGS.mixed_precision} leaky_relu={FLAGS.leaky_relu} "
           f"threads={tf.config.threading.get_intra_op_parallelism_threads() or 'default'}")
     print(f"median {np.median(times):.1f} ms, min {times.min():.1f} ms, max {times.max():.1f} ms")
     gflop = graph_gflops(step, reals)

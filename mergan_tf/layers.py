@@ -11,6 +11,7 @@ import math
 
 import keras
 import tensorflow as tf
+from tensorflow.python.framework import ops as tf_ops
 
 from mergan_tf import distribute
 
@@ -58,6 +59,56 @@ def batch_normalize(x, num_groups: int, epsilon: float):
     mean, var = (distribute.cross_replica_moments(grouped, axes) if cross_replica
                  else tf.nn.moments(grouped, axes=axes, keepdims=True))
     return tf.reshape((grouped - mean) * tf.math.rsqrt(var + epsilon), shape)
+
+
+def leaky_relu(x, alpha: float = 0.2):
+    """`tf.nn.leaky_relu(x, alpha)` whose gradient reads the output, not the input.
+
+    The values and gradients of every order are those of `tf.nn.leaky_relu` (for
+    0 < alpha < 1, `y > 0` exactly where `x > 0`), but the backward pass no longer needs
+    `x`. With TF's own op, `LeakyReluGrad` reads the conv's `BiasAdd` output; Grappler's
+    remapper then cannot fuse conv + bias + activation, fails on the critic's
+    gradient-penalty graph ("fanout ... LeakyReluGrad exist for missing node ... BiasAdd")
+    and drops all of its rewrites. Reading the output, the fusion goes through (README,
+    Throughput: 10-15% off the outer iteration).
+
+    In a trace, `tf.custom_gradient` registers its gradient function in TensorFlow's global
+    gradient registry for good, and that function keeps the trace alive: the trainer drops
+    a finished task's registrations (`forget_custom_gradients`).
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"leaky_relu: alpha must be in (0, 1), got {alpha}")
+
+    @tf.custom_gradient
+    def forward(x):
+        y = tf.nn.leaky_relu(x, alpha)
+
+        def grad(dy):
+            return tf.where(y > 0, dy, tf.cast(alpha, dy.dtype) * dy)
+        return y, grad
+    return forward(x)
+
+
+def _gradient_registry() -> dict | None:
+    """TensorFlow's global name -> gradient function table (private; None if it moved)."""
+    return getattr(getattr(tf_ops, "_gradient_registry", None), "_registry", None)
+
+
+def custom_gradient_names() -> frozenset[str]:
+    """The names under which traced `tf.custom_gradient` calls registered their gradients."""
+    registry = _gradient_registry()
+    return frozenset(k for k in (registry or {}) if k.startswith("CustomGradient-"))
+
+
+def forget_custom_gradients(names) -> None:
+    """Drops these registrations, and with them the traces their gradient functions hold.
+
+    Only for traces that are gone: the registry serves symbolic gradients of a graph
+    (`tf.gradients`), which a dead trace never asks for again; tapes keep their own copy.
+    """
+    registry = _gradient_registry()
+    for name in names if registry is not None else ():
+        registry.pop(name, None)
 
 
 class ConditionalBatchNorm(keras.layers.Layer):

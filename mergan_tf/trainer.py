@@ -21,7 +21,7 @@ import tensorflow as tf
 from absl import logging
 
 from mergan_tf import images as image_lib
-from mergan_tf import distribute, export, losses, runlock, snapshots
+from mergan_tf import distribute, export, layers, losses, runlock, snapshots
 from mergan_tf.configs import RunConfig
 from mergan_tf.data import ImageData, from_model_range, task_dataset
 from mergan_tf.methods import ReplayBatch, make_method
@@ -125,6 +125,7 @@ class Trainer:
             self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
         self.fixed_noise = self._fixed_noise()
+        self._gradients_before_task = layers.custom_gradient_names()
         self.log = ScalarLog(self.run_dir)
         self._sample = tf.function(
             lambda z, labels: self.generator(z, labels),
@@ -367,6 +368,11 @@ class Trainer:
 
     def start_task(self, task_index: int) -> "TaskState":
         """Everything a task's iterations need: method set-up, optimizers, steps, data."""
+        # The previous task's traces are dropped with its steps; so are the gradient
+        # registrations of its custom gradients (layers.leaky_relu; Keras's all-reduce on
+        # several replicas), which would otherwise keep those traces alive for good.
+        layers.forget_custom_gradients(layers.custom_gradient_names() - self._gradients_before_task)
+        self._gradients_before_task = layers.custom_gradient_names()
         self.method.before_task(self, task_index)
         with self.strategy.scope():  # optimizer variables mirrored like the models'
             # Fresh Adam state at every task, as the release re-initialises its slots.

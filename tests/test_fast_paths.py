@@ -14,6 +14,8 @@ from tiny_run import train_two_tasks
 from mergan_tf import benchmark
 
 LR = 1e-4
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MNIST_DIR = os.path.join(ROOT, "..", "shared", "data", "mnist")
 
 
 def run(method, mnist_data, run_dir, fused, concat):
@@ -98,13 +100,85 @@ def test_iteration_gflops_of_replay_methods(mnist_data, tmp_path):
 def test_the_plain_step_and_the_trainer_do_the_same_arithmetic(mnist_data):
     # benchmarks/plain_step.py is the comparison point of the throughput target: the same
     # outer iteration in raw tf.nn ops. Same mathematics and shapes means the same FLOP
-    # count, to the AC head's few extra operations.
+    # count, to the AC head's few extra operations. With the trainer's activation (its
+    # backward is a select, not LeakyReluGrad, which tf.profiler counts differently).
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "plain_step.py"),
-                           "--dim", "4", "--iters", "1", "--warmup", "0"],
+                           "--dim", "4", "--iters", "1", "--warmup", "0",
+                           "--leaky_relu", "from_output"],
                           capture_output=True, text=True, timeout=600, cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     plain = float(re.search(r"gflop_per_iter=([0-9.]+)", proc.stdout).group(1))
     assert proc.stdout.strip().splitlines()[-1].startswith("ms_per_iter=")
     trainer = benchmark.iteration_gflops(mnist_data, "sft", 0, {"dim": 4})
     assert trainer == pytest.approx(plain, rel=0.01)
+
+
+def _penalised_critic_grads(activation, dtype):
+    """A two-conv critic with biases (conv + bias + activation, as the model's), its
+    WGAN-GP loss (gradient penalty: a second-order term) and the weight gradients, traced
+    as a tf.function (Grappler's rewrites apply)."""
+    rng = np.random.default_rng(0)
+    ws = [tf.Variable(rng.normal(0, s, shape).astype(np.float32)) for s, shape in
+          ((0.2, [5, 5, 1, 8]), (0.3, [8]), (0.1, [5, 5, 8, 16]), (0.3, [16]), (0.05, [8 * 8 * 16, 1]))]
+    x = tf.constant(rng.normal(size=[4, 32, 32, 1]).astype(np.float32))
+
+    @tf.function
+    def step(x):
+        def critic(x):
+            w = [tf.cast(v, dtype) for v in ws]
+            h = activation(tf.nn.conv2d(tf.cast(x, dtype), w[0], 2, "SAME") + w[1])
+            h = activation(tf.nn.conv2d(h, w[2], 2, "SAME") + w[3])
+            return tf.cast(tf.matmul(tf.reshape(h, [4, -1]), w[4]), tf.float32)
+        with tf.GradientTape() as tape:
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                out = critic(x)
+            slopes = tf.sqrt(tf.reduce_sum(tf.square(inner.gradient(out, x)), [1, 2, 3]))
+            loss = tf.reduce_mean(out) + 10.0 * tf.reduce_mean(tf.square(slopes - 1.0))
+        return [loss, out] + tape.gradient(loss, ws)
+    return [t.numpy() for t in step(x)]
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
+def test_leaky_relu_reading_its_output_equals_tf(dtype):
+    """layers.leaky_relu (the critic's; its gradient reads y, which lets Grappler fuse
+    conv + bias + activation) against tf.nn.leaky_relu: the critic's output, its
+    gradient-penalised loss and the weight gradients through the second-order term agree
+    to float rounding (the fused kernel may sum in another order): elementwise 1e-5 in
+    float32, 2% of each tensor's norm in bf16."""
+    from mergan_tf import layers
+    ours = _penalised_critic_grads(lambda h: layers.leaky_relu(h, 0.2), dtype)
+    theirs = _penalised_critic_grads(lambda h: tf.nn.leaky_relu(h, 0.2), dtype)
+    for a, b in zip(ours, theirs):
+        if dtype == tf.float32:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
+        else:  # in bf16 another summation order can flip a near-zero activation's sign
+            assert np.linalg.norm(a - b) <= 2e-2 * np.linalg.norm(b)
+    assert np.abs(ours[3]).max() > 1e-3  # the gradients are not trivially zero
+    # Eagerly too (no Grappler): values and gradients of every element, both signs.
+    x = tf.constant([-2.0, -0.5, 0.0, 0.5, 3.0])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y, ref = layers.leaky_relu(x, 0.2), tf.nn.leaky_relu(x, 0.2)
+    np.testing.assert_array_equal(y.numpy(), ref.numpy())
+    np.testing.assert_array_equal(tape.gradient(y, x).numpy(), tape.gradient(ref, x).numpy())
+    with pytest.raises(ValueError, match="alpha"):
+        layers.leaky_relu(x, 1.5)
+
+
+def test_critic_graph_is_remapped_without_error(mnist_data, tmp_path):
+    """The compiled SFT iteration no longer trips Grappler's remapper (with
+    tf.nn.leaky_relu it logged "remapper failed: ... LeakyReluGrad exist for missing node
+    ... BiasAdd" and dropped all of the pass's rewrites)."""
+    code = (
+        "import sys, tempfile; sys.path.insert(0, '.');"
+        "from mergan_tf import benchmark, data;"
+        f"d = data.load_dataset('mnist', data_dir={str(MNIST_DIR)!r}, verbose=False);"
+        "t, task = benchmark.trainer_at_task(d, 'sft', 0, tempfile.mkdtemp(), {'dim': 4});"
+        "[float(t.run_iteration(task, i + 1)['loss/critic/total']) for i in range(2)];"
+        "print('RAN')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert "RAN" in proc.stdout, proc.stderr[-3000:]
+    assert "remapper failed" not in proc.stderr, [ln for ln in proc.stderr.splitlines() if "remapper" in ln]

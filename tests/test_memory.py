@@ -13,7 +13,7 @@ import weakref
 import keras
 import tensorflow as tf
 
-from mergan_tf import configs, distribute
+from mergan_tf import configs, distribute, layers
 from mergan_tf.trainer import Trainer, prepare_run_dir
 
 
@@ -52,7 +52,7 @@ def test_finished_tasks_traces_are_freed(mnist_data, tmp_path):
         output=dataclasses.replace(cfg.output, sample_every=10 ** 6, checkpoint_every=10 ** 6,
                                    export=False)))
     prepare_run_dir(cfg)
-    alive_after, during_task2 = {}, {}
+    alive_after, during_task2, registered = {}, {}, {}
 
     class Recording(Trainer):
         def _after_iteration(self, task, iteration, terms):
@@ -63,6 +63,7 @@ def test_finished_tasks_traces_are_freed(mnist_data, tmp_path):
         def train_task(self, task_index, task=None, first_iteration=0):
             super().train_task(task_index, task, first_iteration)
             alive_after[task_index] = {id(g) for g in _func_graphs()}
+            registered[task_index] = layers.custom_gradient_names()
 
     Recording(cfg, mnist_data).train()
     task2 = [ref for key, ref in during_task2.items() if key not in alive_after[0]]
@@ -71,3 +72,8 @@ def test_finished_tasks_traces_are_freed(mnist_data, tmp_path):
     leaked = [ref() for ref in task2 if ref() is not None]
     assert not leaked, f"{len(leaked)} traces of task 2 are still alive after task 4"
     assert len(alive_after[3]) == len(alive_after[1])
+    # The critic's custom-gradient activation registers a gradient function per trace in
+    # TensorFlow's global registry; a finished task's registrations are dropped with it.
+    task2_names = registered[1] - registered[0]
+    assert task2_names and not task2_names & registered[3]
+    assert len(registered[3]) == len(registered[1])

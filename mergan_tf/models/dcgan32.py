@@ -108,7 +108,7 @@ class Critic(keras.Model):
 
     def call(self, x):
         for conv in self.convs:
-            x = tf.nn.leaky_relu(conv(x), alpha=0.2)
+            x = L.leaky_relu(conv(x), 0.2)  # tf.nn.leaky_relu; its gradient reads y
         x = tf.reshape(x, [-1, 4 * 4 * 4 * self.dim])
         # float32 logits also when the layers run in bf16 (--mixed_precision)
         return (tf.cast(tf.reshape(self.wgan_head(x), [-1]), tf.float32),
