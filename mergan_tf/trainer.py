@@ -371,8 +371,9 @@ class Trainer:
         # The previous task's traces are dropped with its steps; so are the gradient
         # registrations of its custom gradients (layers.leaky_relu; Keras's all-reduce on
         # several replicas), which would otherwise keep those traces alive for good.
-        layers.forget_custom_gradients(layers.custom_gradient_names() - self._gradients_before_task)
-        self._gradients_before_task = layers.custom_gradient_names()
+        registered = layers.custom_gradient_names()
+        layers.forget_custom_gradients(registered - self._gradients_before_task)
+        self._gradients_before_task = registered & self._gradients_before_task
         self.method.before_task(self, task_index)
         with self.strategy.scope():  # optimizer variables mirrored like the models'
             # Fresh Adam state at every task, as the release re-initialises its slots.

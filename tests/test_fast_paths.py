@@ -9,13 +9,13 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import MNIST_DIR
 from tiny_run import train_two_tasks
 
 from mergan_tf import benchmark
 
 LR = 1e-4
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MNIST_DIR = os.path.join(ROOT, "..", "shared", "data", "mnist")
 
 
 def run(method, mnist_data, run_dir, fused, concat):
@@ -102,11 +102,10 @@ def test_the_plain_step_and_the_trainer_do_the_same_arithmetic(mnist_data):
     # outer iteration in raw tf.nn ops. Same mathematics and shapes means the same FLOP
     # count, to the AC head's few extra operations. With the trainer's activation (its
     # backward is a select, not LeakyReluGrad, which tf.profiler counts differently).
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "plain_step.py"),
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "plain_step.py"),
                            "--dim", "4", "--iters", "1", "--warmup", "0",
                            "--leaky_relu", "from_output"],
-                          capture_output=True, text=True, timeout=600, cwd=root)
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     plain = float(re.search(r"gflop_per_iter=([0-9.]+)", proc.stdout).group(1))
     assert proc.stdout.strip().splitlines()[-1].startswith("ms_per_iter=")
@@ -174,7 +173,7 @@ def test_critic_graph_is_remapped_without_error(mnist_data, tmp_path):
     code = (
         "import sys, tempfile; sys.path.insert(0, '.');"
         "from mergan_tf import benchmark, data;"
-        f"d = data.load_dataset('mnist', data_dir={str(MNIST_DIR)!r}, verbose=False);"
+        f"d = data.load_dataset('mnist', data_dir={MNIST_DIR!r}, verbose=False);"
         "t, task = benchmark.trainer_at_task(d, 'sft', 0, tempfile.mkdtemp(), {'dim': 4});"
         "[float(t.run_iteration(task, i + 1)['loss/critic/total']) for i in range(2)];"
         "print('RAN')")
