@@ -12,7 +12,10 @@ statistics of the batch it is given, as the release does, so an image depends on
 other images of its call. `sample(z, labels)` treats the whole request as ONE batch;
 `sample_per_class(z, labels)` normalises each class of the request as its own batch, as
 the release and the trainer's grids do (one class per batch), and returns the images in
-the request's order.
+the request's order. `sample_mixed(z, labels)` completes the request with images of the
+other learned classes so that the batch holds every learned class in equal counts, the
+regime joint training (JT) trains in. `sample_class(n, label, seed)` samples in the regime
+the run trained in (`batch_regime` in `export.json`; see `mergan_tf.sampling`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import tensorflow as tf
 from absl import logging as absl_logging
 
 from mergan_tf import data as data_lib
-from mergan_tf import snapshots
+from mergan_tf import sampling, snapshots
 from mergan_tf.configs import RunConfig
 
 EXPORT_FORMAT = "mergan_tf.sampler/1"
@@ -38,16 +41,22 @@ BATCH_STATISTICS_NOTE = (
     "The generator's conditional batch norm always uses the statistics of the batch it is "
     "given (as the release does), so an image depends on the other images generated in "
     "the same call. sample(z, labels) normalises the whole request as one batch; "
-    "sample_per_class(z, labels) and sample_class(n, label, seed) normalise each class as "
-    "its own batch, as the release and the training grids do. The release trains on "
-    "batches of 64 and draws its grids as batches of 100 per class; much smaller batches "
-    "(a few images) get noisier statistics and differ visibly from those images.")
+    "sample_per_class(z, labels) normalises each class as its own batch, as the release "
+    "and the training grids of the sequential methods do; sample_mixed(z, labels) adds "
+    "images of the other learned classes so that the batch holds every learned class in "
+    "equal counts, as joint training (JT) trains; sample_class(n, label, seed) uses the "
+    "run's own regime (batch_regime). The release trains on batches of 64 and draws its "
+    "grids as batches of 100; much smaller batches (a few images) get noisier statistics "
+    "and differ visibly from those images.")
 FUNCTIONS = {
     "sample(z float32[N,z_dim], labels int32[N])": "uint8 [N,H,W,C]; the request is one batch",
     "sample_per_class(z float32[N,z_dim], labels int32[N])":
         "uint8 [N,H,W,C]; each class its own batch, in the request's order",
+    "sample_mixed(z float32[N,z_dim], labels int32[N])":
+        "uint8 [N,H,W,C]; one batch completed to equal counts of every learned class",
     "sample_class(n int32, label int32, seed int64)":
-        "uint8 [n,H,W,C]; z = noise(n, seed), one batch of one class",
+        "uint8 [n,H,W,C]; z = noise(n, seed), in the run's batch regime (batch_regime: "
+        "class = one batch of that class, mixed = sample_mixed)",
     "noise(n int32, seed int64)": "float32 [n,z_dim]; stateless N(0, I) from the seed",
 }
 
@@ -64,7 +73,9 @@ class SamplerModule(tf.Module):
       generator: a built generator of `mergan_tf.models` (dcgan32 or resnet64; weights
         restored).
       metadata: JSON-serialisable description, stored as the string variable
-        `metadata_json` (readable after `tf.saved_model.load`).
+        `metadata_json` (readable after `tf.saved_model.load`); its `learned_classes` are
+        the classes `sample_mixed` completes a request with, and its `batch_regime`
+        ("class" by default) the regime of `sample_class`.
     """
 
     def __init__(self, generator, metadata: dict[str, Any], name: str = "mergan_sampler"):
@@ -80,6 +91,8 @@ class SamplerModule(tf.Module):
                              int(generator.channels)]
         self.metadata_json = tf.Variable(json.dumps(metadata, sort_keys=True), trainable=False,
                                          dtype=tf.string, name="metadata_json")
+        self._learned = tf.constant(metadata.get("learned_classes", []), tf.int32)
+        self._regime = sampling.check_regime(metadata.get("batch_regime", sampling.CLASS))
         z = tf.TensorSpec([None, self._z_dim], tf.float32, name="z")
         labels = tf.TensorSpec([None], tf.int32, name="labels")
         n = tf.TensorSpec([], tf.int32, name="n")
@@ -87,6 +100,7 @@ class SamplerModule(tf.Module):
         label = tf.TensorSpec([], tf.int32, name="label")
         self.sample = tf.function(self._sample, input_signature=[z, labels])
         self.sample_per_class = tf.function(self._sample_per_class, input_signature=[z, labels])
+        self.sample_mixed = tf.function(self._sample_mixed, input_signature=[z, labels])
         self.noise = tf.function(self._noise, input_signature=[n, seed])
         self.sample_class = tf.function(self._sample_class, input_signature=[n, label, seed])
 
@@ -127,6 +141,20 @@ class SamplerModule(tf.Module):
         _, out = tf.while_loop(lambda i, _: i < tf.size(classes), body, [tf.constant(0), out])
         return uint8_images(out)
 
+    def _sample_mixed(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        """uint8 images of (z, labels), normalised as one batch that also holds images of
+        the other learned classes, so that every learned class has as many images as the
+        request's most frequent one (JT's training regime). The extra images come from a
+        fixed stateless noise stream, so the result is a pure function of the request."""
+        z, labels = self._checked(z, labels)
+        counts = tf.gather(tf.math.bincount(labels, minlength=self._num_label_slots,
+                                            maxlength=self._num_label_slots), self._learned)
+        extra = tf.repeat(self._learned, tf.reduce_max(tf.concat([counts, [0]], 0)) - counts)
+        extra_z = tf.random.stateless_normal(tf.stack([tf.size(extra), self._z_dim]),
+                                             seed=tf.constant([0, 1], tf.int64))
+        images = self._generate(tf.concat([z, extra_z], 0), tf.concat([labels, extra], 0))
+        return uint8_images(images[:tf.shape(labels)[0]])
+
     def _noise(self, n: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         """float32 [n, z_dim] from N(0, I), a pure function of (n, seed)."""
         n = _checked_count(n)
@@ -134,9 +162,11 @@ class SamplerModule(tf.Module):
                                           seed=tf.stack([seed, tf.constant(0, tf.int64)]))
 
     def _sample_class(self, n: tf.Tensor, label: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        """n uint8 images of one class from `noise(n, seed)`, one batch."""
+        """n uint8 images of one class from `noise(n, seed)`, in the run's batch regime:
+        one batch of that class, or (mixed) that batch completed by `sample_mixed`."""
         n = _checked_count(n)
-        return self._sample(self._noise(n, seed), tf.fill(tf.reshape(n, [1]), label))
+        fn = self._sample_mixed if self._regime == sampling.MIXED else self._sample
+        return fn(self._noise(n, seed), tf.fill(tf.reshape(n, [1]), label))
 
 
 def _checked_count(n: tf.Tensor) -> tf.Tensor:
@@ -168,6 +198,7 @@ def export_metadata(cfg: RunConfig, info: dict[str, Any], run_dir: str) -> dict[
         "task_order": list(cfg.classes),
         "learned_classes": list(info["classes"]),
         "method": info.get("method", cfg.method.name),
+        "batch_regime": sampling.regime_of(info.get("method", cfg.method.name)),
         "task": int(info["task"]),
         "num_tasks": len(cfg.classes),
         "iteration": info.get("iteration"),

@@ -12,9 +12,10 @@ evolution of one class over training (Fig. 7), the GIF.
 - Training GIF (the release's `mnist.gif`): one frame per (task, iteration) of the run's
   `samples/Task_{t}_Iter_{i}_{c}.png` grids, in training order.
 
-Images are generated as the trainer's grids are: each class is one batch of the run's
-100 fixed latent vectors (`fixed_noise.npy`, batch statistics depend on the batch), and
-the first columns are shown, so a Figure 3 row equals the first row of the last grid.
+Images are generated as the trainer's grids are, from the run's 100 fixed latent vectors
+(`fixed_noise.npy`) in the run's batch regime (batch statistics depend on the batch; see
+`mergan_tf.sampling`): each class one batch, or for JT mixed batches of every learned
+class. The first columns are shown, so a Figure 3 row equals the first row of the last grid.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from mergan_tf import images as image_lib  # noqa: E402
-from mergan_tf import snapshots  # noqa: E402
+from mergan_tf import sampling, snapshots  # noqa: E402
 
 _SAMPLE_RE = re.compile(r"^Task_(\d+)_Iter_(\d+)_(\d+)\.png$")
 _UNLEARNED_GRAY = 96  # cells of classes a snapshot has not learned yet
@@ -47,10 +48,18 @@ def fixed_noise(run_dir: str) -> np.ndarray:
     return np.load(path).astype(np.float32)
 
 
-def class_images(generator, noise: np.ndarray, cls: int) -> np.ndarray:
-    """uint8 [N, H, W, C] images of one class: the whole `noise` as one batch."""
-    labels = tf.fill([noise.shape[0]], tf.constant(int(cls), tf.int32))
-    return image_lib.to_uint8(generator(tf.constant(noise), labels).numpy())
+def class_images(generator, noise: np.ndarray, classes: Sequence[int],
+                 regime: str) -> dict[int, np.ndarray]:
+    """{class: uint8 [N, H, W, C]} of every class from the same `noise`, in the batch
+    regime `regime` (see `sampling.sample_same_noise`), as the trainer's grids."""
+    def sample_fn(z, labels):
+        return generator(tf.constant(z), tf.constant(labels, tf.int32)).numpy()
+    return {c: image_lib.to_uint8(x)
+            for c, x in sampling.sample_same_noise(sample_fn, noise, classes, regime).items()}
+
+
+def _regime(run_dir: str) -> str:
+    return sampling.regime_of(snapshots.load_run_config(run_dir).method.name)
 
 
 def snapshot_generators(run_dir: str) -> Iterator[tuple[int, object, dict]]:
@@ -74,7 +83,8 @@ def figure3_grid(run_dir: str, num_z: int = 10, pad: int = 2) -> np.ndarray:
     if not last:
         raise snapshots.SnapshotError(f"no task snapshots in {run_dir}/snapshots")
     generator, info = snapshots.load_generator(run_dir, last[0])
-    rows = [class_images(generator, noise, c)[:num_z] for c in info["classes"]]
+    images = class_images(generator, noise, info["classes"], _regime(run_dir))
+    rows = [images[c][:num_z] for c in info["classes"]]
     return image_lib.make_grid(np.concatenate(rows), rows=len(rows), pad=pad)
 
 
@@ -93,10 +103,11 @@ def remembering_mosaic(run_dir: str, z_indices: Sequence[int] = (0, 1),
     shape = (cfg.model.image_size, cfg.model.image_size, cfg.model.channels)
     cells = {}  # (class, task) -> uint8 images of the chosen z indices
     tasks = []
+    regime = sampling.regime_of(cfg.method.name)
     for task, generator, info in snapshot_generators(run_dir):
         tasks.append(task)
-        for c in info["classes"]:
-            cells[(c, task)] = class_images(generator, noise, c)[list(z_indices)]
+        for c, images in class_images(generator, noise, info["classes"], regime).items():
+            cells[(c, task)] = images[list(z_indices)]
     blank = np.full(shape, _UNLEARNED_GRAY, np.uint8)
     blocks = []
     for k in range(len(z_indices)):

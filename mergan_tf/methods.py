@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import keras
 
-from mergan_tf import dgr, distribute, ewc, losses, snapshots
+from mergan_tf import dgr, distribute, ewc, losses, sampling, snapshots
 from mergan_tf.configs import MethodConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,6 +56,11 @@ class Method:
 
     def __init__(self, config: MethodConfig):
         self.config = config
+
+    @property
+    def batch_regime(self) -> str:
+        """How the generator is sampled ("class" or "mixed", see `mergan_tf.sampling`)."""
+        return sampling.regime_of(self.name)
 
     def tasks(self, classes: Sequence[int]) -> list[tuple[int, ...]]:
         """The classes of each task: one class per task (the sequential setting)."""

@@ -21,7 +21,7 @@ import tensorflow as tf
 from absl import logging
 
 from mergan_tf import images as image_lib
-from mergan_tf import distribute, export, layers, losses, runlock, snapshots
+from mergan_tf import distribute, export, layers, losses, runlock, sampling, snapshots
 from mergan_tf.configs import RunConfig
 from mergan_tf.data import ImageData, from_model_range, task_dataset
 from mergan_tf.methods import ReplayBatch, make_method
@@ -304,12 +304,12 @@ class Trainer:
 
     # ----------------------------------------------------------------- outputs
     def write_class_grids(self, task_index: int, iteration: int) -> None:
-        """One grid of the fixed noise per learned class (release: Task_{t}_Iter_{i}_{c}.png)."""
-        n = int(self.fixed_noise.shape[0])
-        sample_fn = self.method.sampler(self)
-        for c in self.learned_classes(task_index):
-            fake = sample_fn(self.fixed_noise, tf.fill([n], tf.constant(int(c), tf.int32)))
-            grid = image_lib.make_grid(image_lib.to_uint8(np.asarray(fake)))
+        """One grid of the fixed noise per learned class (release: Task_{t}_Iter_{i}_{c}.png),
+        generated in the method's batch regime (JT: mixed batches of every learned class)."""
+        fakes = sampling.sample_same_noise(self.method.sampler(self), self.fixed_noise.numpy(),
+                                           self.learned_classes(task_index), self.method.batch_regime)
+        for c, fake in fakes.items():
+            grid = image_lib.make_grid(image_lib.to_uint8(fake))
             name = f"Task_{self.snapshot_number(task_index)}_Iter_{iteration}_{c}.png"
             image_lib.save_png(grid, os.path.join(self.run_dir, "samples", name))
             self.log.image(int(self.global_step.numpy()), f"samples/class_{c}", grid)

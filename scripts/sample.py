@@ -5,9 +5,12 @@
 
 Every class uses the same n latent vectors `noise(n, seed)`. A `.png` output is a grid
 (rows = classes, columns = samples); a `.npz` holds `images` uint8 [N, H, W, C], `labels`
-int32 [N] and `z` float32 [N, z_dim]. By default each class is its own batch, as in the
-release (the generator's batch norm uses batch statistics); `--batching joint` generates
-the whole request as one batch. This file stands alone so it can ship with an export.
+int32 [N] and `z` float32 [N, z_dim]. The generator's batch norm uses batch statistics, so
+by default (`--batching as_trained`) the request is generated in the regime the run
+trained in (`batch_regime` of the export): each class its own batch for the sequential
+methods, as in the release; for joint training (JT) one batch holding every learned class
+in equal counts. `--batching per_class`, `mixed` or `joint` (the whole request as one
+batch) choose explicitly. This file stands alone so it can ship with an export.
 """
 
 import json
@@ -25,8 +28,10 @@ flags.DEFINE_list("classes", None, "Class ids, e.g. 0,3; default: every learned 
 flags.DEFINE_integer("n", 64, "Samples per class.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the latent vectors (same seed, same images).")
 flags.DEFINE_list("out", ["samples.png"], "Outputs: .png grid and/or .npz arrays.")
-flags.DEFINE_enum("batching", "per_class", ["per_class", "joint"],
-                  "per_class: each class its own batch (release); joint: one batch.")
+flags.DEFINE_enum("batching", "as_trained", ["as_trained", "per_class", "mixed", "joint"],
+                  "as_trained: the export's batch_regime (default); per_class: each class its "
+                  "own batch (release mergan.py); mixed: one batch completed to equal counts of "
+                  "every learned class (JT, release joint.py); joint: the request as one batch.")
 flags.DEFINE_integer("pad", 2, "Pixels between the grid's images.", lower_bound=0)
 flags.mark_flag_as_required("saved_model")
 FLAGS = flags.FLAGS
@@ -58,7 +63,14 @@ def main(argv):
                         unlearned, meta["learned_classes"])
     z = np.tile(sampler.noise(FLAGS.n, FLAGS.seed).numpy(), (len(classes), 1))
     labels = np.repeat(np.asarray(classes, np.int32), FLAGS.n)
-    fn = sampler.sample_per_class if FLAGS.batching == "per_class" else sampler.sample
+    batching = FLAGS.batching
+    if batching == "as_trained":  # exports made before batch_regime existed: per class
+        batching = "mixed" if meta.get("batch_regime") == "mixed" else "per_class"
+    if batching == "mixed" and not hasattr(sampler, "sample_mixed"):
+        raise app.UsageError(f"{FLAGS.saved_model} has no sample_mixed function (an older "
+                             "export): export the snapshot again with scripts/export.py")
+    fn = {"per_class": sampler.sample_per_class, "joint": sampler.sample,
+          "mixed": getattr(sampler, "sample_mixed", None)}[batching]
     images = fn(z, labels).numpy()
     for path in FLAGS.out:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -7,8 +7,9 @@
 * FID: Frechet distance between Gaussians fitted to features of real and generated images.
 
 A generator is seen here as a plain callable ``sample_fn(z, labels) -> images`` returning
-float32 NHWC images in [-1, 1]. Its conditional BatchNorm uses batch statistics, so every
-call holds ONE class only (a batch of 64 by default), as in the release.
+float32 NHWC images in [-1, 1]. Its conditional BatchNorm uses batch statistics, so each
+call holds the batch the run trained on (`mergan_tf.sampling`): ONE class (a batch of 64 by
+default, release `mergan.py`), or for JT every class in equal counts (release `joint.py`).
 """
 
 import functools
@@ -19,6 +20,7 @@ import numpy as np
 import scipy.linalg
 import tensorflow as tf
 
+from mergan_tf import sampling
 from mergan_tf.evaluation import classifiers
 
 Z_DIM = 128
@@ -30,42 +32,79 @@ class FeatureExtractorError(RuntimeError):
     """A feature extractor (e.g. InceptionV3 weights) is not available."""
 
 
+def _checked(images, n: int) -> np.ndarray:
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4 or images.shape[0] != n:
+        raise ValueError(f"sample_fn returned shape {images.shape}; expected [{n}, H, W, C]")
+    return images
+
+
 def _class_batches(sample_fn, label, num_batches, batch_size, rng, z_dim):
     """Yields `num_batches` float32 batches of class `label`, one sample_fn call each."""
     labels = np.full([batch_size], label, np.int32)
     for _ in range(num_batches):
         z = rng.standard_normal((batch_size, z_dim)).astype(np.float32)
-        images = np.asarray(sample_fn(z, labels), np.float32)
-        if images.ndim != 4 or images.shape[0] != batch_size:
-            raise ValueError(f"sample_fn returned shape {images.shape}; expected "
-                             f"[{batch_size}, H, W, C]")
-        yield images
+        yield _checked(sample_fn(z, labels), batch_size)
+
+
+def _mixed_batches(sample_fn, classes, n_per_class, rng, z_dim) -> dict[int, np.ndarray]:
+    """{class: n_per_class images} from mixed batches: each sample_fn call holds
+    `sampling.mixed_per_class` images of every class (the release's joint.py test mode)."""
+    labels = sampling.mixed_batch_labels(classes, sampling.mixed_per_class(len(classes)))
+    per = len(labels) // len(classes)
+    parts = {c: [] for c in classes}
+    for _ in range(-(-n_per_class // per)):
+        z = rng.standard_normal((len(labels), z_dim)).astype(np.float32)
+        images = _checked(sample_fn(z, labels), len(labels))
+        for c in classes:
+            parts[c].append(images[labels == c])
+    return {c: np.concatenate(parts[c])[:n_per_class] for c in classes}
+
+
+def class_images(sample_fn, classes, n_per_class, batch_size=64, rng=None, z_dim=Z_DIM,
+                 regime=sampling.CLASS) -> dict[int, np.ndarray]:
+    """`n_per_class` generated images of every class, in the run's batch regime.
+
+    Args:
+      sample_fn: callable (z float32 [n, z_dim], labels int32 [n]) -> images in [-1, 1].
+      classes: the classes to generate, in order.
+      n_per_class: images of each class.
+      batch_size: "class" regime: every call holds `batch_size` samples of one class (the
+        last batch of a class is generated in full and truncated).
+      rng: a numpy RandomState for z ~ N(0, I) (default RandomState(0)).
+      regime: "class" (one class per call) or "mixed" (every call holds equal counts of
+        every class; see `mergan_tf.sampling`).
+
+    Returns:
+      {class: float32 images [n_per_class, H, W, C]}.
+    """
+    rng = np.random.RandomState(0) if rng is None else rng
+    classes = [int(c) for c in classes]
+    if sampling.check_regime(regime) == sampling.MIXED:
+        return _mixed_batches(sample_fn, classes, n_per_class, rng, z_dim)
+    num_batches = -(-n_per_class // batch_size)
+    return {c: np.concatenate(list(_class_batches(sample_fn, c, num_batches, batch_size, rng,
+                                                  z_dim)))[:n_per_class] for c in classes}
 
 
 def generate_class_samples(sample_fn, classes, n_per_class, batch_size=64, seed=0,
-                           z_dim=Z_DIM):
-    """Generates `n_per_class` images of every class, each class in its own batches.
-
-    Every call to sample_fn holds `batch_size` samples of a single class (the last batch
-    of a class is generated in full and truncated), with z ~ N(0, I) from a numpy
-    RandomState seeded with `seed`.
+                           z_dim=Z_DIM, regime=sampling.CLASS):
+    """Generates `n_per_class` images of every class (see `class_images`), with z from a
+    numpy RandomState seeded with `seed`.
 
     Returns:
       (images float32 [len(classes) * n_per_class, H, W, C], labels int64 [...]), grouped
       by class in the order of `classes`.
     """
-    rng = np.random.RandomState(seed)
-    num_batches = -(-n_per_class // batch_size)
-    images, labels = [], []
-    for c in classes:
-        batches = list(_class_batches(sample_fn, c, num_batches, batch_size, rng, z_dim))
-        images.append(np.concatenate(batches)[:n_per_class])
-        labels.append(np.full([n_per_class], c, np.int64))
-    return np.concatenate(images), np.concatenate(labels)
+    by_class = class_images(sample_fn, classes, n_per_class, batch_size,
+                            np.random.RandomState(seed), z_dim, regime)
+    images = np.concatenate([by_class[int(c)] for c in classes])
+    labels = np.concatenate([np.full([n_per_class], c, np.int64) for c in classes])
+    return images, labels
 
 
 def class_accuracy(sample_fn, classifier, classes, label_map=None, batches=100,
-                   batch_size=64, seed=0, z_dim=Z_DIM):
+                   batch_size=64, seed=0, z_dim=Z_DIM, regime=sampling.CLASS):
     """Release test-mode accuracy: the share of each class's samples classified as it.
 
     Args:
@@ -74,26 +113,29 @@ def class_accuracy(sample_fn, classifier, classes, label_map=None, batches=100,
       classes: the generator's learned class ids.
       label_map: maps a generator class to the evaluator's class id (list or dict);
         identity by default. LSUN uses [0, 1, 8, 6].
-      batches: batches of `batch_size` samples per class (release: 100 x 64).
+      batches: batches of `batch_size` samples per class (release: 100 x 64); a "mixed"
+        run is scored on as many samples per class, drawn in mixed batches.
       seed: seeds the noise (numpy RandomState).
+      regime: "class" (one class per batch, release mergan.py) or "mixed" (release
+        joint.py); see `mergan_tf.sampling`.
 
     Returns:
       {"per_class": {class: percent}, "mean": percent over classes,
-       "n_per_class": samples per class}.
+       "n_per_class": samples per class, "regime": the batch regime}.
     """
     classes = [int(c) for c in classes]
     if not classes:
         raise ValueError("class_accuracy needs at least one class")
-    rng = np.random.RandomState(seed)
+    n = batches * batch_size
+    by_class = class_images(sample_fn, classes, n, batch_size, np.random.RandomState(seed),
+                            z_dim, regime)
     per_class = {}
     for c in classes:
         target = c if label_map is None else int(label_map[c])
-        images = np.concatenate(
-            list(_class_batches(sample_fn, c, batches, batch_size, rng, z_dim)))
-        predicted = classifiers.predict_labels(classifier, images)
-        per_class[c] = classifiers.percent_correct(predicted, np.full(len(images), target))
+        predicted = classifiers.predict_labels(classifier, by_class[c])
+        per_class[c] = classifiers.percent_correct(predicted, np.full(n, target))
     return {"per_class": per_class, "mean": float(np.mean(list(per_class.values()))),
-            "n_per_class": batches * batch_size}
+            "n_per_class": n, "regime": regime}
 
 
 def reverse_accuracy(train_images, train_labels, test_images, test_labels, arch,

@@ -13,9 +13,8 @@ import os
 from typing import Callable, Sequence
 
 import numpy as np
-import tensorflow as tf
 
-from mergan_tf import lsun
+from mergan_tf import lsun, sampling
 from mergan_tf.evaluation import classifiers
 
 CSV_NAME = "forgetting.csv"
@@ -32,21 +31,22 @@ class ForgettingMonitor:
       seed: seeds the fixed noise, the same for every class and every measurement.
       label_map: the evaluator's id of each generator label (LSUN [0, 1, 8, 6]); None for
         the identity.
+      regime: the batch regime of the run ("class": one batch per class; "mixed": JT's
+        batches of every learned class, see `mergan_tf.sampling`).
     """
 
     def __init__(self, evaluator, run_dir: str, samples_per_class: int = 64, z_dim: int = 128,
-                 seed: int = 1234, label_map=None):
+                 seed: int = 1234, label_map=None, regime: str = sampling.CLASS):
         self.evaluator = evaluator
         self.label_map = label_map
+        self.regime = sampling.check_regime(regime)
         self.path = os.path.join(run_dir, CSV_NAME)
-        self.z = tf.constant(np.random.RandomState(seed).randn(samples_per_class, z_dim), tf.float32)
+        self.z = np.random.RandomState(seed).randn(samples_per_class, z_dim).astype(np.float32)
 
     def measure(self, sample_fn: Callable, classes: Sequence[int]) -> dict[int, float]:
         """Percent of each class's fixed sample that the evaluator assigns to that class."""
-        n = int(self.z.shape[0])
         accuracy = {}
-        for c in classes:
-            images = np.asarray(sample_fn(self.z, tf.fill([n], tf.constant(int(c), tf.int32))))
+        for c, images in sampling.sample_same_noise(sample_fn, self.z, classes, self.regime).items():
             predicted = classifiers.predict_labels(self.evaluator, images)
             target = int(c) if self.label_map is None else int(self.label_map[int(c)])
             accuracy[int(c)] = float(100.0 * np.mean(predicted == target))
@@ -81,7 +81,8 @@ def forgetting_monitor(cfg) -> "ForgettingMonitor | None":
           f"{float(meta['test_accuracy']):.2f}%)")
     label_map = lsun.evaluator_ids(cfg.data.categories) if cfg.data.dataset == "lsun" else None
     return ForgettingMonitor(evaluator, cfg.out_dir, cfg.output.eval_samples_per_class,
-                             cfg.model.z_dim, seed=cfg.seed + 1234, label_map=label_map)
+                             cfg.model.z_dim, seed=cfg.seed + 1234, label_map=label_map,
+                             regime=sampling.regime_of(cfg.method.name))
 
 
 def read_forgetting_csv(run_dir: str) -> list[dict]:

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from mergan_tf import snapshots  # noqa: E402
+from mergan_tf import sampling, snapshots  # noqa: E402
 from mergan_tf.evaluation import classifiers, metrics, monitor, protocol  # noqa: E402
 
 
@@ -58,8 +58,11 @@ def plot_tsne(run_dirs: Sequence[str], class_id: int, real_images: np.ndarray, e
         if class_id not in info["classes"]:
             raise ValueError(f"class {class_id} is not learned by the snapshot after task {t} "
                              f"of {run_dir} (classes {info['classes']})")
-        x, _ = metrics.generate_class_samples(sample_fn, [class_id], n, seed=seed)
-        groups[_run_label(run_dir)] = x
+        # In the run's batch regime: a JT run's batches hold every learned class.
+        regime = info["batch_regime"]
+        batch_classes = info["classes"] if regime == sampling.MIXED else [class_id]
+        groups[_run_label(run_dir)] = metrics.class_images(
+            sample_fn, batch_classes, n, rng=np.random.RandomState(seed), regime=regime)[class_id]
     feats = [classifiers.penultimate_features(evaluator, x) for x in groups.values()]
     emb = TSNE(n_components=2, random_state=seed, init="pca",
                perplexity=min(30, max(5, sum(len(f) for f in feats) // 10))).fit_transform(

@@ -1,9 +1,12 @@
 """Evaluation of a run directory, the release's test mode plus the paper's other metrics.
 
 For each requested task snapshot (release: after tasks 5 and 10 for MNIST/SVHN, after
-every task for LSUN): the accuracy of every learned class (100 batches of 64, each class its
-own batch, classified by an evaluator trained on real data), reverse accuracy, and FID per
-class and over all learned classes. Results go to `eval.json` and `eval.md` in the run
+every task for LSUN): the accuracy of every learned class (100 batches of 64 per class,
+classified by an evaluator trained on real data), reverse accuracy, and FID per class and
+over all learned classes. Samples are generated in the batch regime the run trained in
+(`mergan_tf.sampling`): each class its own batch for the sequential methods (release
+`mergan.py`), mixed batches with equal counts of every learned class for JT (release
+`joint.py`), scored per class. Results go to `eval.json` and `eval.md` in the run
 directory, and every table states the evaluator's own real-test accuracy.
 
 LSUN (the paper's Table 2): the generator's label of task t is t, the evaluator knows the
@@ -21,7 +24,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from mergan_tf import dgr, lsun, snapshots
+from mergan_tf import dgr, lsun, sampling, snapshots
 from mergan_tf.data import ImageData, load_for_config
 from mergan_tf.evaluation import classifiers, metrics
 
@@ -71,9 +74,11 @@ def sampler(generator) -> callable:
 
 def load_sampler(run_dir: str, task: int):
     """The snapshot's `sample_fn`, its info, and (DGR only) the solver-filtered sampler
-    whose acceptance statistics are reported."""
+    whose acceptance statistics are reported. `info["batch_regime"]` is the batch regime
+    the run trained in ("class" or "mixed", see `mergan_tf.sampling`)."""
     cfg = snapshots.load_run_config(run_dir)
     generator, info = snapshots.load_generator(run_dir, task)
+    info = dict(info, batch_regime=sampling.regime_of(cfg.method.name))
     if cfg.method.name != "dgr":
         return sampler(generator), info, None
     m = cfg.model
@@ -89,9 +94,10 @@ def evaluate_snapshot(sample_fn, classes: Sequence[int], evaluator, real: Option
                       reverse_per_class: int = 0, reverse_epochs: Optional[int] = None,
                       fid_per_class_n: int = 0, evaluator_arch: str = "mlp",
                       label_map: Optional[Sequence[int]] = None,
-                      fid_features: str = "evaluator") -> dict:
+                      fid_features: str = "evaluator", regime: str = sampling.CLASS) -> dict:
     """Accuracy, and optionally reverse accuracy and FID, of one `sample_fn(z, labels)`
-    (one class per call).
+    in the batch regime `regime` ("class": one class per call; "mixed": every call holds
+    equal counts of every class in `classes`).
 
     Args:
       label_map: the evaluator's id of each generator label (LSUN [0, 1, 8, 6]); None for
@@ -103,19 +109,20 @@ def evaluate_snapshot(sample_fn, classes: Sequence[int], evaluator, real: Option
     """
     result = {"classes": [int(c) for c in classes],
               "accuracy": metrics.class_accuracy(sample_fn, evaluator, classes, label_map=label_map,
-                                                 batches=batches, batch_size=batch_size, seed=seed)}
+                                                 batches=batches, batch_size=batch_size, seed=seed,
+                                                 regime=regime)}
     if real is None or real.test_images is None:
         return result
     test_x, test_y = real.test_images, real.test_labels
     if reverse_per_class:
         x, y = metrics.generate_class_samples(sample_fn, classes, reverse_per_class,
-                                              batch_size=batch_size, seed=seed + 1)
+                                              batch_size=batch_size, seed=seed + 1, regime=regime)
         result["reverse_accuracy"] = metrics.reverse_accuracy(
             x, y, test_x, test_y, evaluator_arch, epochs=reverse_epochs, seed=seed,
             num_classes=real.num_classes)
     if fid_per_class_n:
         x, y = metrics.generate_class_samples(sample_fn, classes, fid_per_class_n,
-                                              batch_size=batch_size, seed=seed + 2)
+                                              batch_size=batch_size, seed=seed + 2, regime=regime)
         real_by_class = {int(c): test_x[test_y == c][:fid_per_class_n] for c in classes}
         fake_by_class = {int(c): x[y == c] for c in classes}
         key, feature_fn = fid_feature_fn(fid_features, evaluator)
@@ -170,10 +177,12 @@ def evaluate_run(run_dir: str, after_tasks: Optional[Sequence[int]] = None,
     categories = list(cfg.data.categories)
     label_map = lsun.evaluator_ids(categories) if dataset == "lsun" else None
     fid_features = fid_features or ("auto" if dataset == "lsun" else "evaluator")
+    regime = sampling.regime_of(cfg.method.name)
     results = {"run_dir": run_dir, "method": cfg.method.name, "dataset": dataset,
                "evaluator": {"dir": classifier_dir, "arch": meta.get("arch"),
                              "test_accuracy": float(meta["test_accuracy"])},
-               "protocol": {"batches": batches, "batch_size": batch_size, "seed": seed},
+               "protocol": {"batches": batches, "batch_size": batch_size, "seed": seed,
+                            "batch_regime": regime},
                "tasks": {}}
     if categories:
         results.update(categories=categories, label_map=label_map)
@@ -181,7 +190,7 @@ def evaluate_run(run_dir: str, after_tasks: Optional[Sequence[int]] = None,
         sample_fn, info, filtered = load_sampler(run_dir, task)
         r = evaluate_snapshot(sample_fn, info["classes"], evaluator, real, batches, batch_size, seed,
                               reverse_per_class, reverse_epochs, fid_per_class_n,
-                              meta.get("arch", "mlp"), label_map, fid_features)
+                              meta.get("arch", "mlp"), label_map, fid_features, regime)
         if filtered is not None:
             r["dgr_sampling"] = dict(filtered.stats, acceptance_rate=filtered.acceptance_rate())
         results["tasks"][str(task)] = r
@@ -203,12 +212,15 @@ def markdown_report(results: dict) -> str:
     for task, r in results["tasks"].items():
         acc = r["accuracy"]
         classes = r["classes"]
+        regime = results.get("protocol", {}).get("batch_regime", sampling.CLASS)
+        n = acc.get("n_per_class")
         heads = [f"{c} {names[c]}" if names else str(c) for c in classes]
         lines += [f"## After task {task}", "",
                   "| " + " | ".join(["class"] + heads + ["mean"]) + " |",
                   "|" + "---|" * (len(classes) + 2),
                   "| " + " | ".join(["accuracy %"] + [f"{acc['per_class'][_key(acc['per_class'], c)]:.2f}"
-                                                      for c in classes] + [f"{acc['mean']:.2f}"]) + " |", ""]
+                                                      for c in classes] + [f"{acc['mean']:.2f}"]) + " |", "",
+                  f"Samples: {n} per class, {sampling.describe(regime, len(classes))}.", ""]
         if "dgr_sampling" in r:
             st = r["dgr_sampling"]
             lines += [f"DGR solver-filtered sampling: acceptance {st['acceptance_rate']:.1f}% of "
