@@ -1,12 +1,19 @@
-"""Reproduce the paper's Table 1 at a CPU-sized budget.
+"""Reproduce the paper's Table 1: train every method, evaluate after tasks 5 and 10.
 
-  python benchmarks/reproduce_table1.py --dataset mnist --data_dir ../shared/data/mnist \
-      --tasks 5 --iters 500 --methods sft,ra,jtr
+  # the release's schedule (10 tasks x 4001 iterations; JT 40,001 and 20,005), as a campaign
+  python benchmarks/reproduce_table1.py --data_dir ../shared/data/mnist --tasks 10 --iters 4001 \
+      --methods sft,ra,jtr,dgr,jt --mixed_precision bf16 --eval_every 200 \
+      --checkpoint_every 500 --out_root ~/mergan_runs/table1_mnist --train_only
+  python benchmarks/reproduce_table1.py ... --status     # finished / partial / time left
+  python benchmarks/reproduce_table1.py ...              # evaluate and print the tables
 
-Trains each method into <out_root>/<method> (a finished run with the same settings is
-reused), evaluates the snapshot after the last task with the release's protocol, prints a
-Markdown table beside the paper's numbers (also written to <out_root>/table1.md), and ends
-with `RESULT method=acc,...`.
+Each run lives in <out_root>/<run> (JT: `jt` on all classes, `jt_5` on the first five). A
+finished run is reused, a partial one resumed from its latest checkpoint; SFT, RA, JTR and
+EWC share task 1 (no replay nor penalty yet, same seed): the others continue from the SFT
+run's task-1 snapshot, waiting for it if needed. Several invocations with disjoint
+--methods can train side by side. The evaluation (release test mode after tasks 5 and 10)
+writes eval.json/eval.md into each run, <out_root>/table1.md, and ends with
+`RESULT after_<t>:method=acc,...` lines.
 """
 
 import os
@@ -16,10 +23,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from mergan_tf import configs, data  # noqa: E402
 from mergan_tf.evaluation import table1  # noqa: E402
+from mergan_tf.evaluation.monitor import forgetting_monitor  # noqa: E402
 
 flags.DEFINE_string("dataset", "mnist", "Dataset preset.")
 flags.DEFINE_string("data_dir", None, "IDX / .mat directory.")
@@ -34,30 +42,63 @@ flags.DEFINE_enum("mixed_precision", "none", list(configs.PRECISIONS), "none: fl
                   "release); bf16: dense/convolution layers in bfloat16 (faster on AVX512-BF16 CPUs).")
 flags.DEFINE_integer("eval_every", 0, "Forgetting curves: each learned class's accuracy every N "
                      "iterations during training (0: off).")
+flags.DEFINE_integer("checkpoint_every", None, "Training-state checkpoint every N iterations "
+                     "(release 4000; a campaign that may be stopped wants ~500).")
+flags.DEFINE_float("ewc_lambda", None, "EWC's lambda (default: the configured default).")
+flags.DEFINE_boolean("share_first_task", True, "SFT/RA/JTR/EWC continue from the SFT run's "
+                     "task-1 snapshot instead of training task 1 each.")
+flags.DEFINE_boolean("status", False, "Print which runs are finished or partial and the time "
+                     "left, then exit.")
+flags.DEFINE_boolean("train_only", False, "Train (or resume) the runs; do not evaluate.")
 FLAGS = flags.FLAGS
+
+
+def planned_runs(out_root):
+    output = {"eval_every": FLAGS.eval_every, "evaluator_dir": FLAGS.classifier_dir}
+    if FLAGS.checkpoint_every:
+        output["checkpoint_every"] = FLAGS.checkpoint_every
+    runs = table1.planned_runs(FLAGS.dataset, FLAGS.methods, FLAGS.tasks, FLAGS.iters, out_root,
+                               FLAGS.data_dir, FLAGS.seed, FLAGS.mixed_precision, **output)
+    if FLAGS.ewc_lambda is not None:
+        runs = {n: table1.with_method(c, ewc_lambda=FLAGS.ewc_lambda) if c.method.name == "ewc"
+                else c for n, c in runs.items()}
+    base = table1.method_config(FLAGS.dataset, "sft", FLAGS.tasks, FLAGS.iters, out_root,
+                                FLAGS.data_dir, FLAGS.seed, FLAGS.mixed_precision, **output)
+    return runs, (base.out_dir if FLAGS.share_first_task else None)
 
 
 def main(argv):
     del argv
-    bad = [m for m in FLAGS.methods if m not in configs.METHODS]
-    if bad:
-        raise app.UsageError(f"unknown method(s) {bad}; choose among {configs.METHODS}")
     suffix = "" if FLAGS.mixed_precision == "none" else f"_{FLAGS.mixed_precision}"
-    out_root = FLAGS.out_root or f"runs/table1_{FLAGS.dataset}_t{FLAGS.tasks}_i{FLAGS.iters}{suffix}"
-    start = time.time()
-    d = data.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir)
-    results = table1.reproduce(FLAGS.dataset, FLAGS.methods, FLAGS.tasks, FLAGS.iters, out_root, d,
-                               FLAGS.data_dir, FLAGS.batches, FLAGS.seed, FLAGS.classifier_dir,
-                               mixed_precision=FLAGS.mixed_precision, eval_every=FLAGS.eval_every,
-                               evaluator_dir=FLAGS.classifier_dir)
-    table = table1.markdown_table(results, FLAGS.dataset, FLAGS.tasks, FLAGS.iters,
+    out_root = os.path.expanduser(
+        FLAGS.out_root or f"runs/table1_{FLAGS.dataset}_t{FLAGS.tasks}_i{FLAGS.iters}{suffix}")
+    try:
+        runs, base_dir = planned_runs(out_root)
+        if FLAGS.status:
+            print(table1.status_table(runs))
+            return
+        start = time.time()
+        d = data.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir)
+        for name, cfg in runs.items():
+            shared = cfg.method.name in table1.SHARE_FIRST_TASK and cfg.method.name != "sft"
+            table1.train_run(cfg, d, forgetting_monitor(cfg), base_dir if shared else None,
+                             log=logging.info)
+    except (configs.ConfigError, table1.CampaignError) as e:
+        raise app.UsageError(str(e))
+    if FLAGS.train_only:
+        print(table1.status_table(runs))
+        return
+    results = table1.evaluate_campaign(runs, FLAGS.tasks, FLAGS.batches, FLAGS.seed,
+                                       FLAGS.classifier_dir)
+    text = table1.campaign_tables(results, FLAGS.dataset, FLAGS.tasks, FLAGS.iters,
                                   FLAGS.mixed_precision)
-    table += f"\n\nWall time {time.time() - start:.0f} s; data: {d.source}.\n"
+    text += f"\n\nWall time of this invocation {time.time() - start:.0f} s; data: {d.source}.\n"
     os.makedirs(out_root, exist_ok=True)
     with open(os.path.join(out_root, "table1.md"), "w") as f:
-        f.write(table)
-    print(table)
-    print(table1.result_line(results))
+        f.write(text)
+    print(text)
+    for column, by_method in results.items():
+        print(f"RESULT after_{column}:" + table1.result_line(by_method)[len("RESULT "):])
 
 
 if __name__ == "__main__":
