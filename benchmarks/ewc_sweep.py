@@ -36,11 +36,20 @@ flags.DEFINE_string("classifier_dir", None, "Evaluator (default checkpoints/clas
 flags.DEFINE_enum("mixed_precision", "none", list(configs.PRECISIONS), "none: float32; bf16.")
 flags.DEFINE_integer("checkpoint_every", 500, "Training-state checkpoint every N iterations.")
 flags.DEFINE_boolean("train_only", False, "Train (or resume) the runs; do not evaluate.")
+flags.DEFINE_integer("threads", 0, "TensorFlow intra- and inter-op threads (0: TF's default, "
+                     "all cores); 1 for each of two campaign processes on a 2-core machine.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
+    if FLAGS.threads:
+        import tensorflow as tf  # noqa: PLC0415
+        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+        logging.info("threads: intra-op %d, inter-op %d",
+                     tf.config.threading.get_intra_op_parallelism_threads(),
+                     tf.config.threading.get_inter_op_parallelism_threads())
     try:
         lambdas = [float(v) for v in FLAGS.lambdas]
         runs = table1.ewc_sweep_runs(FLAGS.dataset, FLAGS.tasks, FLAGS.iters,

@@ -50,6 +50,8 @@ flags.DEFINE_boolean("share_first_task", True, "SFT/RA/JTR/EWC continue from the
 flags.DEFINE_boolean("status", False, "Print which runs are finished or partial and the time "
                      "left, then exit.")
 flags.DEFINE_boolean("train_only", False, "Train (or resume) the runs; do not evaluate.")
+flags.DEFINE_integer("threads", 0, "TensorFlow intra- and inter-op threads (0: TF's default, "
+                     "all cores); 1 for each of two campaign processes on a 2-core machine.")
 FLAGS = flags.FLAGS
 
 
@@ -69,6 +71,13 @@ def planned_runs(out_root):
 
 def main(argv):
     del argv
+    if FLAGS.threads:
+        import tensorflow as tf  # noqa: PLC0415
+        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+        logging.info("threads: intra-op %d, inter-op %d",
+                     tf.config.threading.get_intra_op_parallelism_threads(),
+                     tf.config.threading.get_inter_op_parallelism_threads())
     suffix = "" if FLAGS.mixed_precision == "none" else f"_{FLAGS.mixed_precision}"
     out_root = os.path.expanduser(
         FLAGS.out_root or f"runs/table1_{FLAGS.dataset}_t{FLAGS.tasks}_i{FLAGS.iters}{suffix}")
