@@ -50,6 +50,9 @@ flags.DEFINE_boolean("share_first_task", True, "SFT/RA/JTR/EWC continue from the
 flags.DEFINE_boolean("status", False, "Print which runs are finished or partial and the time "
                      "left, then exit.")
 flags.DEFINE_boolean("train_only", False, "Train (or resume) the runs; do not evaluate.")
+flags.DEFINE_string("results_dir", None, "After evaluating, copy each finished run's results "
+                    "(eval.json/md, forgetting.csv, Figure 3, mosaic, last export; never "
+                    "checkpoints) to <results_dir>/<run>/ and write <results_dir>/README.md.")
 flags.DEFINE_integer("threads", 0, "TensorFlow intra- and inter-op threads (0: TF's default, "
                      "all cores); 1 for each of two campaign processes on a 2-core machine.")
 FLAGS = flags.FLAGS
@@ -106,8 +109,36 @@ def main(argv):
     with open(os.path.join(out_root, "table1.md"), "w") as f:
         f.write(text)
     print(text)
+    if FLAGS.results_dir:
+        collect(runs, results, text)
     for column, by_method in results.items():
         print(f"RESULT after_{column}:" + table1.result_line(by_method)[len("RESULT "):])
+
+
+def collect(runs, results, text):
+    """Results of the finished runs into --results_dir, with its README."""
+    import subprocess  # noqa: PLC0415
+    from mergan_tf.evaluation import plots  # noqa: PLC0415
+    root = os.path.expanduser(FLAGS.results_dir)
+    finished = {n: c for n, c in runs.items() if table1.run_state(c).kind == "finished"}
+    for name, cfg in finished.items():
+        for path in table1.collect_run(cfg, os.path.join(root, name)):
+            logging.info("written: %s", path)
+    curves = [c.out_dir for c in finished.values()
+              if os.path.exists(os.path.join(c.out_dir, "forgetting.csv"))]
+    if curves:
+        print(f"written: {plots.plot_forgetting(curves, os.path.join(root, 'forgetting.png'))}")
+    commit = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse",
+                             "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    args = " ".join(sys.argv[1:])
+    commands = [f"python benchmarks/reproduce_table1.py {args} --train_only  # train / resume",
+                f"python benchmarks/reproduce_table1.py {args}  # evaluate and collect"]
+    readme = table1.results_readme(results, finished, FLAGS.dataset, FLAGS.tasks, FLAGS.iters,
+                                   FLAGS.mixed_precision, commit or "unknown", commands)
+    for name, content in (("README.md", readme), ("table1.md", text)):
+        with open(os.path.join(root, name), "w") as f:
+            f.write(content)
+        print(f"written: {os.path.join(root, name)}")
 
 
 if __name__ == "__main__":

@@ -119,3 +119,44 @@ def test_ewc_sweep_runs_and_table(tmp_path):
     assert "| sft | - | 33.33 | 0.00 | 0.00 | 100.00 | 100.00 | 0.00 |" in text
     assert "| ewc_1e+02 | 1e+02 | 80.00 | 70.00 | 80.00 | 90.00 | 90.00 | 75.00 |" in text
     assert text.count("\n|") == 4  # header, rule, two rows
+
+
+def test_collect_results_of_a_finished_campaign(tmp_path, mnist_data, loggedpatch):
+    base = tiny("sft", tmp_path / "runs")
+    table1.train_run(base, mnist_data)
+    jt = tiny("jt", tmp_path / "runs")
+    table1.train_run(jt, mnist_data)
+    runs = {"jt": jt, "sft": base}
+    acc = {"mean": 50.0, "per_class": {0: 40.0, 1: 60.0}, "evaluator": {"arch": "mlp", "test_accuracy": 98.0}}
+    results = {2: {"jt": acc, "sft": dict(acc, mean=10.0)}}
+    out = tmp_path / "results"
+    written = table1.collect_run(base, str(out / "sft"))
+    names = sorted(os.listdir(out / "sft"))
+    # Not evaluated and no --eval_every: no eval.* nor forgetting.csv to copy.
+    assert names == ["config.json", "export_task_02", "figure3.png", "mosaic.png"]
+    assert all(os.path.exists(p) for p in written)
+    assert os.path.exists(out / "sft" / "export_task_02" / "saved_model.pb")
+    # No training state is copied.
+    assert not any(n in ("checkpoints", "snapshots") for n in names)
+    assert table1.training_seconds(base.out_dir) > 0
+    readme = table1.results_readme(results, runs, "mnist", 2, 3, "bf16", "abc1234", ["cmd"])
+    assert "| 2, this run | 50.00 | 10.00 |" in readme and "abc1234" in readme
+    assert "| jt | jt |" in readme and "| sft | sft |" in readme and "bf16 matmuls" in readme
+
+
+def test_training_seconds_leaves_out_pauses(tmp_path):
+    import tensorflow as tf
+    writer = tf.summary.create_file_writer(str(tmp_path / "tensorboard"))
+    with writer.as_default():
+        for step in range(3):
+            tf.summary.scalar("x", 1.0, step=step)
+    writer.close()
+    times = [0.0, 5.0, 5.0 + table1.PAUSE_SECONDS + 1]  # the third event after a stop
+    events = list(tf.compat.v1.train.summary_iterator(
+        str(next((tmp_path / "tensorboard").glob("events*")))))
+    logged = [e for e in events if e.summary.value]
+    for e, t in zip(logged, times):
+        e.wall_time = t
+    import unittest.mock as mock
+    with mock.patch.object(tf.compat.v1.train, "summary_iterator", lambda path: iter(logged)):
+        assert table1.training_seconds(str(tmp_path)) == 5.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import glob
 import json
 import os
 import shutil
@@ -381,6 +382,91 @@ def campaign_tables(results: dict[int, dict], dataset: str, tasks: int, iters: i
     left out)."""
     return "\n\n".join(markdown_table(by_method, dataset, column, iters, mixed_precision)
                         for column, by_method in results.items() if by_method)
+
+
+# Logged steps further apart than this are a stop (a session ended), not training time.
+PAUSE_SECONDS = 300.0
+
+
+def training_seconds(run_dir: str) -> float:
+    """Wall time a run spent training: the sum of the intervals between consecutive
+    TensorBoard events, leaving out gaps over PAUSE_SECONDS (the run was stopped and
+    resumed later). Scalars are logged every few seconds, so this is close to the time the
+    trainer ran, tracing, grids and monitor included."""
+    times = []
+    for path in sorted(glob.glob(os.path.join(run_dir, "tensorboard", "events.out.tfevents.*"))):
+        times += [e.wall_time for e in tf.compat.v1.train.summary_iterator(path) if e.summary.value]
+    times.sort()
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    return float(sum(g for g in gaps if g <= PAUSE_SECONDS))
+
+
+def _copy_tree(src: str, dst: str) -> None:
+    """Copies a directory (replacing an older copy) through a temporary name."""
+    tmp = f"{dst}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)
+
+
+def collect_run(cfg: configs.RunConfig, out_dir: str) -> list[str]:
+    """A finished run's results in `out_dir`: eval.json, eval.md, forgetting.csv, Figure 3,
+    the remembering mosaic and (conditional methods) the SavedModel of its last task.
+    Never training checkpoints or snapshots. Returns the paths written."""
+    from mergan_tf import figures  # noqa: PLC0415 (matplotlib only where figures are made)
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for name in ("eval.json", "eval.md", "forgetting.csv", "config.json"):
+        src = os.path.join(cfg.out_dir, name)
+        if os.path.exists(src):
+            shutil.copy2(src, os.path.join(out_dir, name))
+            written.append(os.path.join(out_dir, name))
+    made = figures.make_figures([cfg.out_dir], out_dir, gif=False, evolution_class=None)
+    for kind in ("figure3", "mosaic"):
+        for path in made[kind]:
+            final = os.path.join(out_dir, f"{kind}.png")
+            os.replace(path, final)
+            written.append(final)
+    for path in made["remembering"]:
+        os.remove(path)  # one run: the mosaic above, titled in the README instead
+    last = len(cfg.classes)
+    export_src = export.export_dir(cfg.out_dir, last)
+    if os.path.isdir(export_src):
+        _copy_tree(export_src, os.path.join(out_dir, f"export_task_{last:02d}"))
+        written.append(os.path.join(out_dir, f"export_task_{last:02d}"))
+    return written
+
+
+def results_readme(results: dict[int, dict], runs: dict[str, configs.RunConfig], dataset: str,
+                   tasks: int, iters: int, mixed_precision: str, commit: str,
+                   commands: Sequence[str]) -> str:
+    """results/<table>/README.md: the table beside the paper's columns, per-class
+    accuracies, wall time per run, the commands and the commit."""
+    paper = {t: PAPER_TABLE1.get((dataset, t), {}) for t in results}
+    methods = [m for m in COLUMN_ORDER if any(m in r for r in results.values())]
+    lines = [f"# Table 1 ({dataset}), {tasks} tasks x {iters} iterations per task", "",
+             f"Mean accuracy (%) over the learned classes, release test mode (100 batches of 64 "
+             f"samples per class; JT in mixed batches, see `eval.md`), code at commit `{commit}`, "
+             f"{'float32' if mixed_precision == 'none' else mixed_precision + ' matmuls'}.", "",
+             "| after task | " + " | ".join(m.upper() for m in methods) + " |",
+             "|---|" + "---|" * len(methods)]
+    for t, by_method in results.items():
+        lines.append(f"| {t}, this run | " + " | ".join(
+            f"{by_method[m]['mean']:.2f}" if m in by_method else "-" for m in methods) + " |")
+        lines.append(f"| {t}, paper | " + " | ".join(
+            f"{paper[t][m]:.2f}" if m in paper[t] else "-" for m in methods) + " |")
+    ev = next((a["evaluator"] for r in results.values() for a in r.values()), {})
+    lines += ["", f"Evaluator: {ev.get('arch')} with {ev.get('test_accuracy', float('nan')):.2f}% "
+              "real-test accuracy.", "", "| run | method | wall time of training | folder |",
+              "|---|---|---|---|"]
+    for name, cfg in runs.items():
+        if run_state(cfg).kind == "finished":
+            lines.append(f"| {name} | {cfg.method.name} | {training_seconds(cfg.out_dir) / 3600:.2f} h "
+                         f"| [{name}/]({name}/) |")
+    lines += ["", "Wall time: the intervals between logged steps, stops between sessions left "
+              "out (`table1.training_seconds`).", "", "Commands:", "", "```bash", *commands, "```"]
+    return "\n".join(lines) + "\n"
 
 
 def reproduce(dataset: str, methods: Sequence[str], tasks: int, iters: int, out_root: str,
