@@ -97,3 +97,36 @@ def data_images_per_second(data: ImageData, batches: int = 200, batch_size: int 
     for _ in range(batches):
         next(it)
     return batches * batch_size / (time.perf_counter() - start)
+
+
+def matmul_gflops(dtype: tf.DType = tf.float32, n: int = 2048, reps: int = 10) -> float:
+    """GFLOP/s of an n x n matmul in `dtype` (2 n^3 per product), the machine's reading in
+    the same run as a timing: the median of `reps` timed runs of 4 chained products."""
+    a = tf.random.stateless_normal([n, n], seed=[1, 2], dtype=tf.float32)
+    a = tf.cast(a / np.sqrt(n), dtype)
+
+    @tf.function
+    def chain(x):
+        for _ in range(4):
+            x = tf.matmul(x, a)
+        return x
+    chain(a).numpy()  # trace and warm up
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        chain(a).numpy()
+        times.append(time.perf_counter() - start)
+    return 4 * 2 * n ** 3 / float(np.median(times)) / 1e9
+
+
+def median_ms(fn, iters: int, warmup: int) -> float:
+    """Median milliseconds of `fn()` over `iters` timed calls after `warmup` untimed ones;
+    `fn` returns a tensor, read back so that the time covers the work."""
+    for _ in range(warmup):
+        np.asarray(fn())
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        np.asarray(fn())
+        times.append(time.perf_counter() - start)
+    return 1000.0 * float(np.median(times))

@@ -15,6 +15,9 @@ METHODS = ("sft", "ra", "jtr", "jt", "ewc", "dgr")
 STRATEGIES = ("none", "mirrored", "multi_worker")  # see mergan_tf.distribute
 PRECISIONS = ("none", "bf16")  # see snapshots.build_models
 ARCHS = ("dcgan32", "resnet64")
+# How dcgan32's stride-2 transposed convolutions are computed (same function and weights):
+# tf's conv2d_transpose, or the sub-pixel form (layers.subpixel_conv2d_transpose).
+DECONVS = ("transpose", "subpixel")
 ARCH_IMAGE_SIZE = {"dcgan32": 32, "resnet64": 64}
 # The release's LSUN task sequence (`mergan_tf.lsun.TASK_CATEGORIES`); defined here so the
 # configuration does not import the data readers.
@@ -120,6 +123,9 @@ class ModelConfig:
       num_label_slots: rows of the conditional-BN tables and AC logits (release 10).
       channels: image channels.
       image_size: image side.
+      deconv: dcgan32's transposed convolutions, "transpose" (conv2d_transpose) or
+        "subpixel" (one 3x3 convolution per layer then depth_to_space: the same function,
+        weights and snapshots; see `layers.subpixel_conv2d_transpose`).
     """
 
     arch: str = "dcgan32"
@@ -128,6 +134,7 @@ class ModelConfig:
     num_label_slots: int = 10
     channels: int = 1
     image_size: int = 32
+    deconv: str = "transpose"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -344,6 +351,7 @@ def validate(cfg: RunConfig) -> RunConfig:
 def _validate_model(cfg: RunConfig, require) -> None:
     m = cfg.model
     require(m.arch in ARCHS, f"unknown model arch {m.arch!r}; choose one of {', '.join(ARCHS)}")
+    require(m.deconv in DECONVS, f"unknown deconv {m.deconv!r}; choose one of {', '.join(DECONVS)}")
     require(m.image_size == ARCH_IMAGE_SIZE[m.arch],
             f"model {m.arch} makes {ARCH_IMAGE_SIZE[m.arch]}x{ARCH_IMAGE_SIZE[m.arch]} images, "
             f"but the config asks for {m.image_size}x{m.image_size}; use the dataset's preset")

@@ -89,6 +89,59 @@ def leaky_relu(x, alpha: float = 0.2):
     return forward(x)
 
 
+# Sub-pixel form of a 5x5 stride-2 SAME transposed convolution. Output row 2u + r gets
+# input rows u + m (m = -1, 0, 1) through filter rows _SUBPIXEL_TAPS[r][m + 1] (None: no
+# tap): conv2d_transpose pads 1 before (pad_total = 3), so output p = 2i + k - 1 takes
+# input i through filter row k. Phase 0 has taps 3, 1; phase 1 taps 4, 2, 0.
+_SUBPIXEL_TAPS = ((3, 1, None), (4, 2, 0))
+
+
+def subpixel_kernel(kernel):
+    """The [3, 3, in, 4 * out] stride-1 conv filter whose output, through
+    `depth_to_space(2)`, equals the 5x5 stride-2 SAME `conv2d_transpose` with `kernel`
+    [5, 5, out, in]. Output channel (2 * ry + rx) * out + o is phase (ry, rx) of channel o.
+    Built with gathers and zeros of `kernel`, so gradients reach the original filter."""
+    if tuple(kernel.shape[:2]) != (5, 5):
+        raise ValueError(f"subpixel_kernel: a 5x5 transposed-conv filter, got {kernel.shape}")
+    k = tf.transpose(kernel, [0, 1, 3, 2])  # [5, 5, in, out]
+    zero = tf.zeros_like(k[0])  # [5, in, out]
+    phases = []
+    for ry in range(2):
+        rows = tf.stack([k[t] if t is not None else zero for t in _SUBPIXEL_TAPS[ry]])  # [3,5,in,out]
+        for rx in range(2):
+            cols = [rows[:, t] if t is not None else tf.zeros_like(rows[:, 0]) for t in _SUBPIXEL_TAPS[rx]]
+            phases.append(tf.stack(cols, axis=1))  # [3, 3, in, out]
+    return tf.concat(phases, axis=-1)
+
+
+def subpixel_conv2d_transpose(x, kernel):
+    """`tf.nn.conv2d_transpose(x, kernel, 2H x 2W, strides=2, padding="SAME")` for a 5x5
+    `kernel` [5, 5, out, in], as one 3x3 stride-1 convolution over `x` (all four output
+    phases at once) and `tf.nn.depth_to_space(., 2)`: the same function, values and
+    gradients of every order (tests/test_layers.py), no transposed convolution."""
+    return tf.nn.depth_to_space(
+        tf.nn.conv2d(x, subpixel_kernel(kernel), strides=1, padding="SAME"), 2)
+
+
+class SubPixelConv2DTranspose(keras.layers.Conv2DTranspose):
+    """`keras.layers.Conv2DTranspose(filters, 5, strides=2, padding="same")` computed in
+    the sub-pixel form (`subpixel_conv2d_transpose`). Same weights, names and shapes, so
+    snapshots and exports of either layer load into the other."""
+
+    def __init__(self, filters, kernel_size=5, strides=2, padding="same", **kwargs):
+        super().__init__(filters, kernel_size, strides=strides, padding=padding, **kwargs)
+        if tuple(self.kernel_size) != (5, 5) or tuple(self.strides) != (2, 2) or \
+                self.padding != "same" or self.data_format != "channels_last":
+            raise ValueError("SubPixelConv2DTranspose: only 5x5, stride 2, 'same', channels_last")
+
+    def call(self, inputs):
+        kernel = tf.cast(self.kernel, inputs.dtype)
+        y = subpixel_conv2d_transpose(inputs, kernel)
+        if self.use_bias:
+            y = tf.nn.bias_add(y, tf.cast(self.bias, y.dtype))
+        return self.activation(y) if self.activation is not None else y
+
+
 def _gradient_registry() -> dict | None:
     """TensorFlow's global name -> gradient function table (private; None if it moved)."""
     return getattr(getattr(tf_ops, "_gradient_registry", None), "_registry", None)

@@ -90,3 +90,105 @@ def test_tflib_initialisers_are_uniform_with_the_stated_stdev(init, stdev):
     w = init((200, 300)).numpy()
     assert np.abs(w).max() <= stdev * math.sqrt(3) + 1e-7
     assert abs(w.std() - stdev) / stdev < 0.02
+
+
+# ------------------------------------------------------------ sub-pixel transposed conv
+
+
+def _scatter_deconv(x, kernel):
+    """numpy reference of the release's Deconv2D (golden README): out[n, 2i+ky-1, 2j+kx-1, o]
+    += x[n, i, j, c] * kernel[ky, kx, o, c], positions outside [0, 2H) dropped."""
+    n, h, w, _ = x.shape
+    out = np.zeros((n, 2 * h + 4, 2 * w + 4, kernel.shape[2]))
+    for ky in range(5):
+        for kx in range(5):
+            contrib = np.einsum("nijc,oc->nijo", x, kernel[ky, kx])
+            out[:, ky + 1:ky + 1 + 2 * h:2, kx + 1:kx + 1 + 2 * w:2] += contrib
+    return out[:, 2:2 + 2 * h, 2:2 + 2 * w]
+
+
+@pytest.mark.parametrize("h, c, o", [(4, 16, 8), (3, 5, 1), (8, 4, 3)])
+def test_subpixel_deconv_equals_conv2d_transpose_and_the_scatter_form(h, c, o):
+    rs = np.random.RandomState(h + c + o)
+    x = rs.randn(2, h, h, c).astype(np.float32)
+    kernel = (0.2 * rs.randn(5, 5, o, c)).astype(np.float32)
+    got = layers.subpixel_conv2d_transpose(tf.constant(x), tf.constant(kernel)).numpy()
+    ref = tf.nn.conv2d_transpose(x, kernel, [2, 2 * h, 2 * h, o], strides=2, padding="SAME").numpy()
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+    np.testing.assert_allclose(got, _scatter_deconv(x, kernel), rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def _deconv_gradients(fn, x, kernel, w):
+    """First- and second-order gradients of sum(w * fn(x, kernel)) and of the squared norm of
+    its input gradient, with respect to x and kernel."""
+    with tf.GradientTape(persistent=True) as outer:
+        with tf.GradientTape() as inner:
+            y = tf.reduce_sum(w * fn(x, kernel))
+        gx, gk = inner.gradient(y, [x, kernel])
+        penalty = tf.reduce_sum(tf.square(gx))
+    return [gx, gk] + outer.gradient(penalty, [x, kernel], unconnected_gradients="zero")
+
+
+def test_subpixel_deconv_gradients_of_every_order_equal_conv2d_transpose():
+    rs = np.random.RandomState(0)
+    x = tf.Variable(rs.randn(2, 4, 4, 6).astype(np.float32))
+    kernel = tf.Variable((0.2 * rs.randn(5, 5, 3, 6)).astype(np.float32))
+    w = tf.constant(rs.randn(2, 8, 8, 3).astype(np.float32))
+
+    def transpose(x, k):
+        return tf.nn.conv2d_transpose(x, k, [2, 8, 8, 3], strides=2, padding="SAME")
+    for got, ref in zip(_deconv_gradients(layers.subpixel_conv2d_transpose, x, kernel, w),
+                        _deconv_gradients(transpose, x, kernel, w)):
+        np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=0,
+                                   atol=1e-5 * max(1.0, np.abs(ref.numpy()).max()))
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_subpixel_layer_equals_keras_conv2d_transpose_with_the_same_weights(policy):
+    import keras
+    rs = np.random.RandomState(1)
+    x = tf.constant(rs.randn(4, 8, 8, 16).astype(np.float32))
+    ref_layer = keras.layers.Conv2DTranspose(8, 5, strides=2, padding="same", dtype=policy)
+    layer = layers.SubPixelConv2DTranspose(8, dtype=policy)
+    ref_layer.build(x.shape)
+    layer.build(x.shape)
+    assert [(v.name, v.shape) for v in layer.weights] == [(v.name, v.shape) for v in ref_layer.weights]
+    for v, r in zip(layer.weights, ref_layer.weights):  # the same random kernel and bias
+        value = (0.1 * rs.randn(*v.shape)).astype(np.float32)
+        v.assign(value)
+        r.assign(value)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        got, ref = layer(x), ref_layer(x)
+        got_loss = tf.reduce_sum(tf.cast(got, tf.float32) ** 2)
+        ref_loss = tf.reduce_sum(tf.cast(ref, tf.float32) ** 2)
+    assert got.dtype == ref.dtype
+    pairs = [(got, ref), (tape.gradient(got_loss, x), tape.gradient(ref_loss, x))]
+    pairs += list(zip(tape.gradient(got_loss, layer.trainable_weights),
+                      tape.gradient(ref_loss, ref_layer.trainable_weights)))
+    tol = 1e-5 if policy == "float32" else 2e-2  # bf16: relative to each tensor's norm
+    for a, b in pairs:
+        a, b = np.asarray(tf.cast(a, tf.float32)), np.asarray(tf.cast(b, tf.float32))
+        assert np.linalg.norm(a - b) <= tol * np.linalg.norm(b)
+
+
+def test_subpixel_layer_refuses_other_shapes():
+    with pytest.raises(ValueError, match="only 5x5, stride 2"):
+        layers.SubPixelConv2DTranspose(8, kernel_size=3)
+
+
+def test_subpixel_generator_equals_the_transpose_generator_and_shares_snapshots(tmp_path):
+    from mergan_tf.models.dcgan32 import Generator
+    ref = Generator(channels=3, dim=8)
+    sub = Generator(channels=3, dim=8, deconv="subpixel")
+    path = tf.train.Checkpoint(generator=ref).write(str(tmp_path / "ckpt"))
+    tf.train.Checkpoint(generator=sub).read(path).assert_existing_objects_matched()
+    z = tf.constant(np.random.RandomState(2).randn(6, 128).astype(np.float32))
+    labels = tf.constant([0, 0, 1, 1, 2, 2])
+    with tf.GradientTape(persistent=True) as tape:
+        a, b = sub(z, labels, num_groups=3), ref(z, labels, num_groups=3)
+        la, lb = tf.reduce_sum(a * a), tf.reduce_sum(b * b)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5)
+    for ga, gb in zip(tape.gradient(la, sub.trainable_variables), tape.gradient(lb, ref.trainable_variables)):
+        ga, gb = tf.convert_to_tensor(ga).numpy(), tf.convert_to_tensor(gb).numpy()  # BN tables: sparse
+        np.testing.assert_allclose(ga, gb, rtol=0, atol=1e-4 * max(1, np.abs(gb).max()))

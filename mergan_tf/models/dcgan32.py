@@ -24,12 +24,17 @@ class Generator(keras.Model):
       dim: width multiplier (release 32).
       z_dim: noise size (release 128).
       num_classes: rows of the conditional-BN tables (release 10).
+      deconv: "transpose" (keras Conv2DTranspose) or "subpixel" (the same layers computed
+        as a 3x3 convolution and depth_to_space; same weights).
     """
 
     def __init__(self, channels: int = 1, dim: int = 32, z_dim: int = 128,
-                 num_classes: int = 10, **kwargs):
+                 num_classes: int = 10, deconv: str = "transpose", **kwargs):
         super().__init__(**kwargs)
         self.channels, self.dim, self.z_dim, self.num_classes = channels, dim, z_dim, num_classes
+        self.deconv = deconv
+        deconv_layer = {"transpose": keras.layers.Conv2DTranspose,
+                        "subpixel": L.SubPixelConv2DTranspose}[deconv]
         self.image_size = 32
         self.fc = keras.layers.Dense(4 * 4 * 4 * dim, kernel_initializer=L.linear_init(z_dim, 4 * 4 * 4 * dim),
                                      name="input")
@@ -38,7 +43,7 @@ class Generator(keras.Model):
         # through attributes, and a list attribute would silently drop out of snapshots.
         for i in range(3):
             setattr(self, f"bn{i + 1}", L.ConditionalBatchNorm(num_classes, name=f"bn{i + 1}"))
-            setattr(self, f"deconv{i + 2}", keras.layers.Conv2DTranspose(
+            setattr(self, f"deconv{i + 2}", deconv_layer(
                 widths[i + 1], 5, strides=2, padding="same",
                 kernel_initializer=L.deconv_init(widths[i], widths[i + 1], 5, 2),
                 name=f"deconv{i + 2}"))
@@ -77,7 +82,7 @@ class Generator(keras.Model):
 
     def get_config(self):
         return {"channels": self.channels, "dim": self.dim, "z_dim": self.z_dim,
-                "num_classes": self.num_classes, "name": self.name}
+                "num_classes": self.num_classes, "deconv": self.deconv, "name": self.name}
 
 
 class Critic(keras.Model):
