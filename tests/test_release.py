@@ -1,0 +1,169 @@
+"""Importing the original release's TF1 GAN checkpoints (mergan_tf.release, release_import).
+
+The tests write their own release-format checkpoints (tests/release_checkpoints.py): the
+golden weights of ../shared/golden (the release's own code on fixed weights) where present,
+else random weights under the release's names, checked against a numpy NCHW forward pass
+of the release's networks (tests/release_reference.py).
+"""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import release_reference as ref
+from release_checkpoints import file_digests, random_arrays, save_release_checkpoint
+from mergan_tf import release
+from mergan_tf.models import dcgan32, resnet64
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# ../shared/golden beside the repository; MERGAN_GOLDEN_DIR points elsewhere (a worktree).
+GOLDEN_DIR = os.environ.get("MERGAN_GOLDEN_DIR", os.path.join(ROOT, "..", "shared", "golden"))
+
+
+def rel_err(actual, expected):
+    """max |actual - expected| / max |expected|."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    return float(np.abs(actual - expected).max() / np.abs(expected).max())
+
+
+def nchw_flat(images):
+    """NHWC images -> the release's flat NCHW [N, C*H*W]."""
+    images = np.asarray(images)
+    return images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+
+
+def nhwc(flat, channels, size):
+    return np.asarray(flat, np.float32).reshape(-1, channels, size, size).transpose(0, 2, 3, 1)
+
+
+def imported_models(prefix, dataset):
+    gan = release.read_gan(prefix, dataset)
+    module = dcgan32 if gan.arch == "dcgan32" else resnet64
+    generator = module.Generator(gan.channels, gan.dim)
+    critic = module.Critic(gan.channels, gan.dim)
+    release.assign_gan(gan, generator, critic)
+    return gan, generator, critic
+
+
+def golden(name):
+    path = os.path.join(GOLDEN_DIR, name)
+    if not os.path.exists(path):
+        pytest.skip(f"golden outputs of the release not found at {path} (../shared/golden)")
+    return np.load(path)
+
+
+# ----------------------------------------------------------------- golden (release code)
+
+
+@pytest.mark.parametrize("variant", ["", "pert_"])
+def test_golden_gan32_c1_reproduced_through_a_release_checkpoint(tmp_path, variant):
+    f = golden("gan32_c1.npz")
+    params = {str(n): f[n] for n in f["param_names"]}
+    if variant:  # non-zero biases and per-class BN tables: labels and biases matter
+        params.update({str(n): f["pert/" + n] for n in f["pert_param_names"]})
+    assert set(params) == set(ref.gan32_shapes(32, 1, old=False))  # the tests' own name list
+    arrays = {**params, **random_arrays(ref.adam_slots({k: v.shape for k, v in params.items()}))}
+    prefix = save_release_checkpoint(str(tmp_path / "model" / "WGAN_GP.model0-4000"), arrays)
+    gan, generator, critic = imported_models(prefix, "mnist")
+    assert (gan.dim, gan.channels, gan.has_old, gan.unexpected) == (32, 1, False, ())
+    g_out = nchw_flat(generator(tf.constant(f["z"]), tf.constant(f["labels"])))
+    d_real, ac_real = critic(tf.constant(nhwc(f["x"], 1, 32)))
+    d_fake, ac_fake = critic(tf.constant(nhwc(g_out, 1, 32)))
+    errors = {"G_out": rel_err(g_out, f[variant + "G_out"]),
+              "D_real": rel_err(d_real, f[variant + "D_real"]),
+              "D_fake": rel_err(d_fake, f[variant + "D_fake"]),
+              "D_real_acgan": rel_err(ac_real, f[variant + "D_real_acgan"]),
+              "D_fake_acgan": rel_err(ac_fake, f[variant + "D_fake_acgan"])}
+    assert max(errors.values()) < 1e-4, errors
+    # The numpy reference the other tests rely on computes the release's outputs too.
+    p = {k: v.astype(np.float64) for k, v in params.items()}
+    assert rel_err(ref.gan32_generator(p, f["z"].astype(np.float64), f["labels"], 32, 1),
+                   f[variant + "G_out"]) < 1e-5
+    assert rel_err(ref.gan32_critic(p, f["x"].astype(np.float64), 32, 1)[0],
+                   f[variant + "D_real"]) < 1e-5
+
+
+# ----------------------------------------------------------------- own weights
+
+
+def check_against_reference(prefix, dataset, arrays, generator_fn, critic_fn, size, channels):
+    gan, generator, critic = imported_models(prefix, dataset)
+    rs = np.random.RandomState(5)
+    z = rs.randn(6, 128).astype(np.float32)
+    labels = np.array([0, 0, 3, 3, 7, 7], np.int32)
+    x = rs.uniform(-1, 1, (6, channels * size * size)).astype(np.float32)
+    p = {k: v.astype(np.float64) for k, v in arrays.items()}
+    g_ref = generator_fn(p, z.astype(np.float64), labels)
+    assert rel_err(nchw_flat(generator(tf.constant(z), tf.constant(labels))), g_ref) < 1e-4
+    d, ac = critic(tf.constant(nhwc(x, channels, size)))
+    d_ref, ac_ref = critic_fn(p, x.astype(np.float64))
+    assert rel_err(d, d_ref) < 1e-4 and rel_err(ac, ac_ref) < 1e-4
+    return gan
+
+
+def test_gan32_three_channels_matches_the_release_layout(tmp_path):
+    shapes = ref.gan32_shapes(8, 3)
+    arrays = random_arrays({**shapes, **ref.adam_slots(shapes)}, seed=1)
+    prefix = save_release_checkpoint(str(tmp_path / "WGAN_GP.model3-8000"), arrays)
+    gan = check_against_reference(
+        prefix, "svhn", arrays, lambda p, z, y: ref.gan32_generator(p, z, y, 8, 3),
+        lambda p, x: ref.gan32_critic(p, x, 8, 3), 32, 3)
+    assert (gan.arch, gan.dim, gan.channels, gan.has_old) == ("dcgan32", 8, 3, True)
+
+
+def test_resnet64_matches_the_release_layout(tmp_path):
+    shapes = ref.gan64_shapes(4)
+    arrays = random_arrays(shapes, seed=2)
+    prefix = save_release_checkpoint(str(tmp_path / "WGAN_GP.modelkitchen-20000"), arrays)
+    gan = check_against_reference(
+        prefix, "lsun", arrays, lambda p, z, y: ref.gan64_generator(p, z, y, 4),
+        lambda p, x: ref.gan64_critic(p, x, 4), 64, 3)
+    assert (gan.arch, gan.dim) == ("resnet64", 4)
+
+
+# ----------------------------------------------------------------- bad input
+
+
+@pytest.fixture(scope="module")
+def mnist_checkpoint(tmp_path_factory):
+    """A small (DIM 8) MNIST release checkpoint, task 3 (class 2), and its arrays."""
+    arrays = random_arrays(ref.gan32_shapes(8, 1), seed=3)
+    folder = tmp_path_factory.mktemp("release") / "model"
+    return save_release_checkpoint(str(folder / "WGAN_GP.model2-4000"), arrays), arrays
+
+
+def test_missing_files_are_named(tmp_path, mnist_checkpoint):
+    prefix, _ = mnist_checkpoint
+    with pytest.raises(release.ReleaseCheckpointError, match=r"nothing\.index does not exist"):
+        release.read_gan(str(tmp_path / "nothing"), "mnist")
+    with pytest.raises(release.ReleaseCheckpointError, match="is a directory.*WGAN_GP.model2-4000"):
+        release.read_gan(os.path.dirname(prefix), "mnist")
+    assert release.read_gan(prefix + ".index", "mnist").prefix == prefix  # a file of it is fine
+    data = str(tmp_path / "copy")
+    save_release_checkpoint(data, {"New.Generator.Input.W": np.zeros((128, 512), np.float32)})
+    os.remove(data + ".data-00000-of-00001")
+    with pytest.raises(release.ReleaseCheckpointError, match="cannot read"):
+        release.read_values(data, ["New.Generator.Input.W"])
+
+
+def test_another_dataset_or_model_lists_expected_and_found(tmp_path, mnist_checkpoint):
+    prefix, _ = mnist_checkpoint
+    with pytest.raises(release.ReleaseCheckpointError) as e:
+        release.read_gan(prefix, "svhn")
+    message = str(e.value)
+    assert "New.Generator.5.Filters expected [5, 5, 3, 8], found [5, 5, 1, 8]" in message
+    assert "pass --dataset mnist" in message
+    with pytest.raises(release.ReleaseCheckpointError) as e:
+        release.read_gan(prefix, "lsun")
+    message = str(e.value)
+    assert "missing" in message and "New.Generator.Res1.Conv1.Filters [3, 3, 512, 512]" in message
+    assert "found instead" in message and "Discriminator.1.Filters [5, 5, 1, 8]" in message
+    evaluator = save_release_checkpoint(str(tmp_path / "mnist.model-10197"),
+                                        random_arrays({"fc1/fc1_weights": (1024, 1024)}))
+    with pytest.raises(release.ReleaseCheckpointError, match="--evaluator release:PREFIX"):
+        release.read_gan(evaluator, "mnist")
+    with pytest.raises(release.ReleaseCheckpointError, match="not 'cifar10'"):
+        release.read_gan(prefix, "cifar10")
