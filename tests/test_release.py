@@ -6,6 +6,7 @@ else random weights under the release's names, checked against a numpy NCHW forw
 of the release's networks (tests/release_reference.py).
 """
 
+import json
 import os
 
 import numpy as np
@@ -14,7 +15,7 @@ import tensorflow as tf
 
 import release_reference as ref
 from release_checkpoints import file_digests, random_arrays, save_release_checkpoint
-from mergan_tf import release
+from mergan_tf import figures, release, release_import, snapshots
 from mergan_tf.models import dcgan32, resnet64
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -167,3 +168,65 @@ def test_another_dataset_or_model_lists_expected_and_found(tmp_path, mnist_check
         release.read_gan(evaluator, "mnist")
     with pytest.raises(release.ReleaseCheckpointError, match="not 'cifar10'"):
         release.read_gan(prefix, "cifar10")
+
+
+# ----------------------------------------------------------------- the run directory
+
+
+def test_import_writes_a_run_that_loads_samples_and_draws(tmp_path, mnist_checkpoint):
+    prefix, arrays = mnist_checkpoint
+    before = file_digests(prefix)
+    out = str(tmp_path / "run")
+    manifest = release_import.import_release([prefix], "mnist", out, method="ra")
+    assert file_digests(prefix) == before  # the checkpoint is only read
+    assert manifest["snapshots"] == [3] and manifest["checkpoints"][0]["iteration"] == 4000
+    cfg = snapshots.load_run_config(out)
+    assert (cfg.method.name, cfg.model.dim, cfg.model.channels) == ("ra", 8, 1)
+    generator, info = snapshots.load_generator(out, 3)
+    assert info["classes"] == [0, 1, 2] and info["imported_from"] == prefix
+    z = np.random.RandomState(0).randn(4, 128).astype(np.float32)
+    p = {k: v.astype(np.float64) for k, v in arrays.items()}
+    expected = ref.gan32_generator(p, z.astype(np.float64), np.full(4, 2), 8, 1)
+    assert rel_err(nchw_flat(generator(z, tf.fill([4], 2))), expected) < 1e-4
+    sampler = tf.saved_model.load(os.path.join(out, "export", "task_03"))
+    exported = sampler.sample(tf.constant(z), tf.fill([4], 2)).numpy()
+    assert np.abs(exported.astype(int) - np.round((nhwc(expected, 1, 32) + 1) * 127.5)).max() <= 1
+    written = figures.make_figures([out], str(tmp_path / "figures"))
+    assert all(os.path.exists(p) for paths in written.values() for p in paths)
+    assert len(written["gif"]) == 1 and len(written["evolution"]) == 1
+
+
+def test_task_comes_from_the_name_or_flag_and_joint_is_jt(tmp_path, mnist_checkpoint):
+    prefix, arrays = mnist_checkpoint
+    assert release_import.plan_checkpoint(prefix, "mnist").task == 3
+    assert release_import.plan_checkpoint(prefix, "mnist", task=5).task == 5
+    new_only = {k: v for k, v in arrays.items() if not k.startswith("Old.")}
+    joint = save_release_checkpoint(str(tmp_path / "WGAN_GP.model-40000"), new_only)
+    manifest = release_import.import_release([joint], "mnist", str(tmp_path / "jt"), export_samplers=False)
+    assert manifest["method"] == "jt" and manifest["snapshots"] == [10]
+    assert snapshots.read_snapshot_info(str(tmp_path / "jt"), 10)["classes"] == list(range(10))
+    renamed = save_release_checkpoint(str(tmp_path / "my_model"), new_only)
+    with pytest.raises(release_import.ReleaseImportError, match="pass --task T"):
+        release_import.plan_checkpoint(renamed, "mnist")
+    with pytest.raises(release_import.ReleaseImportError, match="joint training"):
+        release_import.import_release([joint], "mnist", str(tmp_path / "x"), method="ra")
+
+
+def test_out_dir_is_never_clobbered(tmp_path, mnist_checkpoint):
+    prefix, _ = mnist_checkpoint
+    out = tmp_path / "run"
+    release_import.import_release([prefix], "mnist", str(out), export_samplers=False)
+    with pytest.raises(release_import.ReleaseImportError, match="not empty.*--overwrite"):
+        release_import.import_release([prefix], "mnist", str(out))
+    (out / "notes.txt").write_text("mine")
+    manifest = release_import.import_release([prefix], "mnist", str(out), task=4, overwrite=True,
+                                             export_samplers=False)
+    assert snapshots.list_snapshots(str(out)) == [4] and manifest["snapshots"] == [4]
+    assert (out / "notes.txt").read_text() == "mine"  # not written by the import: kept
+    trained = tmp_path / "trained"
+    os.makedirs(trained / "snapshots" / "task_01")
+    (trained / "snapshots" / "task_01" / "snapshot.json").write_text(json.dumps({"task": 1}))
+    (trained / "config.json").write_text("{}")
+    with pytest.raises(release_import.ReleaseImportError, match="no import wrote"):
+        release_import.import_release([prefix], "mnist", str(trained), overwrite=True)
+    assert (trained / "config.json").read_text() == "{}"
