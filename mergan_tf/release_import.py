@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from mergan_tf import configs, export, release, runlock, snapshots
+from mergan_tf import configs, export, release, runlock, sampling, snapshots
 from mergan_tf import images as image_lib
 
 IMPORT_JSON = "release_import.json"
@@ -207,15 +207,16 @@ def write_snapshot(cfg: configs.RunConfig, plan: Planned, method_given: bool):
 
 
 def write_grids(cfg: configs.RunConfig, plan: Planned, generator, noise: np.ndarray) -> list[str]:
-    """One grid of the fixed noise per learned class, each class one batch (as the trainer's
-    last grid of a task); returns the paths relative to the run directory."""
+    """One grid of the fixed noise per learned class, in the method's batch regime (as the
+    trainer's last grid of a task); returns the paths relative to the run directory."""
     iteration = cfg.train.iters - 1 if plan.iteration is None else plan.iteration
+    fakes = sampling.sample_same_noise(lambda z, labels: generator(z, labels).numpy(), noise,
+                                       _learned(cfg, plan), sampling.regime_of(cfg.method.name))
     written = []
-    for c in _learned(cfg, plan):
-        labels = tf.fill([len(noise)], tf.constant(int(c), tf.int32))
-        images = image_lib.to_uint8(generator(tf.constant(noise), labels).numpy())
+    for c, fake in fakes.items():
         rel = os.path.join("samples", f"Task_{plan.task}_Iter_{iteration}_{c}.png")
-        image_lib.save_png(image_lib.make_grid(images), os.path.join(cfg.out_dir, rel))
+        image_lib.save_png(image_lib.make_grid(image_lib.to_uint8(fake)),
+                           os.path.join(cfg.out_dir, rel))
         written.append(rel)
     return written
 
