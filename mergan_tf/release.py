@@ -270,7 +270,7 @@ def read_values(prefix: str, names: Iterable[str]) -> dict[str, np.ndarray]:
     reader = _reader(prefix)
     try:
         return {n: np.asarray(reader.get_tensor(n)) for n in names}
-    except (tf.errors.OpError, ValueError) as e:
+    except (tf.errors.OpError, ValueError, IndexError, OSError) as e:  # IndexError: truncated
         raise ReleaseCheckpointError(
             f"cannot read the variables of {prefix} ({_first_line(e)}): its "
             f".data-00000-of-00001 file is missing or truncated; copy it again next to "

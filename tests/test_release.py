@@ -148,6 +148,9 @@ def test_missing_files_are_named(tmp_path, mnist_checkpoint):
     os.remove(data + ".data-00000-of-00001")
     with pytest.raises(release.ReleaseCheckpointError, match="cannot read"):
         release.read_values(data, ["New.Generator.Input.W"])
+    open(data + ".data-00000-of-00001", "wb").close()  # an empty, truncated data file
+    with pytest.raises(release.ReleaseCheckpointError, match="missing or truncated"):
+        release.read_values(data, ["New.Generator.Input.W"])
 
 
 def test_another_dataset_or_model_lists_expected_and_found(tmp_path, mnist_checkpoint):
