@@ -133,11 +133,11 @@ def _plan_all(paths: Sequence[str], dataset: str, task: Optional[int]) -> list[P
     if len(set(tasks)) < len(tasks):
         raise ReleaseImportError(f"two checkpoints give the same task: {tasks}; import one "
                                  "checkpoint per task")
-    for kind in ("dim", "joint"):
-        values = {getattr(p.gan if kind == "dim" else p, kind) for p in plans}
+    for kind, values in (("DIM", {p.gan.dim for p in plans}),
+                         ("joint.py / mergan.py", {p.joint for p in plans})):
         if len(values) > 1:
-            raise ReleaseImportError(f"the checkpoints come from different runs ({kind}: "
-                                     f"{sorted(values)}); import each run into its own --out_dir")
+            raise ReleaseImportError(f"the checkpoints come from different runs (they differ in "
+                                     f"{kind}); import each run into its own --out_dir")
     return sorted(plans, key=lambda p: p.task)
 
 
@@ -171,8 +171,11 @@ def prepare_out_dir(out_dir: str, overwrite: bool) -> None:
             f"--out_dir {out_dir} holds a run that no import wrote (config.json, snapshots "
             f"{foreign or 'none'}); --overwrite only replaces an earlier import: choose "
             f"another --out_dir")
+    root = os.path.join(os.path.abspath(out_dir), "")
     for rel in (previous or {}).get("written", []):
-        path = os.path.join(out_dir, rel)
+        path = os.path.abspath(os.path.join(out_dir, rel))
+        if not path.startswith(root):  # only ever inside out_dir
+            continue
         if os.path.isdir(path):
             shutil.rmtree(path)
         elif os.path.exists(path):
@@ -228,11 +231,24 @@ def _write_json(path: str, value: dict) -> None:
     os.replace(tmp, path)
 
 
-def _manifest(cfg, plans, method_given, written) -> dict:
+def planned_files(cfg: configs.RunConfig, plans: Sequence[Planned], export_samplers: bool) -> list[str]:
+    """Every path (relative to the run directory) an import writes, known before writing."""
+    files = ["config.json", "fixed_noise.npy", IMPORT_JSON]
+    for plan in plans:
+        iteration = cfg.train.iters - 1 if plan.iteration is None else plan.iteration
+        files.append(os.path.relpath(snapshots.snapshot_dir(cfg.out_dir, plan.task), cfg.out_dir))
+        files += [os.path.join("samples", f"Task_{plan.task}_Iter_{iteration}_{c}.png")
+                  for c in _learned(cfg, plan)]
+        if export_samplers:
+            files.append(os.path.relpath(export.export_dir(cfg.out_dir, plan.task), cfg.out_dir))
+    return files
+
+
+def _manifest(cfg, plans, method_given, written, complete) -> dict:
     return {
-        "format": IMPORT_FORMAT, "dataset": cfg.data.dataset, "method": cfg.method.name,
-        "method_given": method_given, "model_arch": cfg.model.arch, "model_dim": cfg.model.dim,
-        "snapshots": [p.task for p in plans], "written": sorted(set(written)),
+        "format": IMPORT_FORMAT, "complete": complete, "dataset": cfg.data.dataset,
+        "method": cfg.method.name, "method_given": method_given, "model_arch": cfg.model.arch,
+        "model_dim": cfg.model.dim, "snapshots": [p.task for p in plans], "written": written,
         "checkpoints": [{"prefix": os.path.abspath(p.gan.prefix), "task": p.task,
                          "iteration": p.iteration, "how": p.note, "has_old_generator": p.gan.has_old,
                          "not_imported": list(p.gan.unexpected)} for p in plans],
@@ -247,7 +263,9 @@ def import_release(checkpoints: Sequence[str], dataset: str, out_dir: str,
                    data_dir: Optional[str] = None) -> dict:
     """Imports release checkpoints into the run directory `out_dir`; returns the manifest.
 
-    Every checkpoint is read and checked before anything is written.
+    Every checkpoint is read and checked before anything is written. The manifest lists
+    the files to write before they are written (`"complete": false` until the end), so an
+    interrupted import can be replaced with `overwrite`.
 
     Raises:
       release.ReleaseCheckpointError: a checkpoint is missing or holds another model.
@@ -258,19 +276,17 @@ def import_release(checkpoints: Sequence[str], dataset: str, out_dir: str,
     cfg = import_config(dataset, plans[0].gan.dim, name, out_dir, seed, data_dir)
     prepare_out_dir(out_dir, overwrite)
     with runlock.RunLock(out_dir):
+        files = planned_files(cfg, plans, export_samplers)
+        _write_json(os.path.join(out_dir, IMPORT_JSON), _manifest(cfg, plans, given, files, False))
         _write_json(os.path.join(out_dir, "config.json"), cfg.to_dict())
         noise = np.random.RandomState(seed).randn(cfg.output.num_fixed_noise,
                                                   cfg.model.z_dim).astype(np.float32)
         np.save(os.path.join(out_dir, "fixed_noise.npy"), noise)
-        written = ["config.json", "fixed_noise.npy", IMPORT_JSON]
         for plan in plans:
-            generator = write_snapshot(cfg, plan, given)
-            written.append(os.path.relpath(snapshots.snapshot_dir(out_dir, plan.task), out_dir))
-            written += write_grids(cfg, plan, generator, noise)
+            write_grids(cfg, plan, write_snapshot(cfg, plan, given), noise)
             if export_samplers:
                 export.export_snapshot(out_dir, plan.task)
-                written.append(os.path.relpath(export.export_dir(out_dir, plan.task), out_dir))
-        manifest = _manifest(cfg, plans, given, written)
+        manifest = _manifest(cfg, plans, given, files, True)
         _write_json(os.path.join(out_dir, IMPORT_JSON), manifest)
     return manifest
 

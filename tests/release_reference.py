@@ -166,7 +166,8 @@ def gan64_shapes(dim, old=True):
         g += [(f"{r}.Conv1.Filters", (3, 3, cin, cout))]
         g += [(f"{r}.BN2.{k}", (cout,)) for k in ("offset", "scale", "moving_mean", "moving_variance")]
         g += [(f"{r}.Conv2.Filters", (3, 3, cout, cout)), (f"{r}.Conv2.Biases", (cout,))]
-    g += [(f"Generator.OutputN.{k}", (dim,)) for k in ("offset", "scale", "moving_mean", "moving_variance")]
+    g += [(f"Generator.OutputN.{k}", (dim,))
+          for k in ("offset", "scale", "moving_mean", "moving_variance")]
     g += [("Generator.Output.Filters", (3, 3, dim, 3)), ("Generator.Output.Biases", (3,))]
     shapes = _generator_shapes("New.", g)
     shapes["Discriminator.Input.Filters"], shapes["Discriminator.Input.Biases"] = (3, 3, 3, dim), (dim,)

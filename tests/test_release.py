@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import release_reference as ref
 from release_checkpoints import file_digests, random_arrays, save_release_checkpoint
-from mergan_tf import figures, release, release_import, snapshots
+from mergan_tf import export, figures, release, release_import, snapshots
 from mergan_tf.models import dcgan32, resnet64
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -205,7 +205,8 @@ def test_task_comes_from_the_name_or_flag_and_joint_is_jt(tmp_path, mnist_checkp
     assert release_import.plan_checkpoint(prefix, "mnist", task=5).task == 5
     new_only = {k: v for k, v in arrays.items() if not k.startswith("Old.")}
     joint = save_release_checkpoint(str(tmp_path / "WGAN_GP.model-40000"), new_only)
-    manifest = release_import.import_release([joint], "mnist", str(tmp_path / "jt"), export_samplers=False)
+    manifest = release_import.import_release([joint], "mnist", str(tmp_path / "jt"),
+                                             export_samplers=False)
     assert manifest["method"] == "jt" and manifest["snapshots"] == [10]
     assert snapshots.read_snapshot_info(str(tmp_path / "jt"), 10)["classes"] == list(range(10))
     renamed = save_release_checkpoint(str(tmp_path / "my_model"), new_only)
@@ -215,7 +216,7 @@ def test_task_comes_from_the_name_or_flag_and_joint_is_jt(tmp_path, mnist_checkp
         release_import.import_release([joint], "mnist", str(tmp_path / "x"), method="ra")
 
 
-def test_out_dir_is_never_clobbered(tmp_path, mnist_checkpoint):
+def test_out_dir_is_never_clobbered(tmp_path, mnist_checkpoint, monkeypatch):
     prefix, _ = mnist_checkpoint
     out = tmp_path / "run"
     release_import.import_release([prefix], "mnist", str(out), export_samplers=False)
@@ -226,6 +227,18 @@ def test_out_dir_is_never_clobbered(tmp_path, mnist_checkpoint):
                                              export_samplers=False)
     assert snapshots.list_snapshots(str(out)) == [4] and manifest["snapshots"] == [4]
     assert (out / "notes.txt").read_text() == "mine"  # not written by the import: kept
+    assert not os.path.exists(out / "samples" / "Task_3_Iter_4000_0.png")  # the earlier import's
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("interrupted")
+    monkeypatch.setattr(export, "export_snapshot", fail)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        release_import.import_release([prefix], "mnist", str(out), overwrite=True)
+    assert json.loads((out / release_import.IMPORT_JSON).read_text())["complete"] is False
+    monkeypatch.undo()
+    manifest = release_import.import_release([prefix], "mnist", str(out), overwrite=True,
+                                             export_samplers=False)
+    assert manifest["complete"] and snapshots.list_snapshots(str(out)) == [3]
     trained = tmp_path / "trained"
     os.makedirs(trained / "snapshots" / "task_01")
     (trained / "snapshots" / "task_01" / "snapshot.json").write_text(json.dumps({"task": 1}))

@@ -64,7 +64,8 @@ def trained_mlp_weights(steps=60):
     layers = [keras.layers.Dense(shape[1], activation="relu" if name != "fc5" else None, name=name)
               for name, shape in MNIST_LAYERS]
     model = keras.Sequential([keras.Input((1024,))] + layers)
-    model.compile(keras.optimizers.Adam(1e-4), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(keras.optimizers.Adam(1e-4),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, labels, batch_size=64, epochs=1, verbose=0)
     arrays = {}
     for name, _ in MNIST_LAYERS:
