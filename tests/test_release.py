@@ -59,20 +59,22 @@ def golden(name):
 # ----------------------------------------------------------------- golden (release code)
 
 
+@pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("variant", ["", "pert_"])
-def test_golden_gan32_c1_reproduced_through_a_release_checkpoint(tmp_path, variant):
-    f = golden("gan32_c1.npz")
+def test_golden_gan32_reproduced_through_a_release_checkpoint(tmp_path, variant, channels):
+    f = golden(f"gan32_c{channels}.npz")
+    dataset = "mnist" if channels == 1 else "svhn"
     params = {str(n): f[n] for n in f["param_names"]}
     if variant:  # non-zero biases and per-class BN tables: labels and biases matter
         params.update({str(n): f["pert/" + n] for n in f["pert_param_names"]})
-    assert set(params) == set(ref.gan32_shapes(32, 1, old=False))  # the tests' own name list
+    assert set(params) == set(ref.gan32_shapes(32, channels, old=False))  # the tests' own list
     arrays = {**params, **random_arrays(ref.adam_slots({k: v.shape for k, v in params.items()}))}
     prefix = save_release_checkpoint(str(tmp_path / "model" / "WGAN_GP.model0-4000"), arrays)
-    gan, generator, critic = imported_models(prefix, "mnist")
-    assert (gan.dim, gan.channels, gan.has_old, gan.unexpected) == (32, 1, False, ())
+    gan, generator, critic = imported_models(prefix, dataset)
+    assert (gan.dim, gan.channels, gan.has_old, gan.unexpected) == (32, channels, False, ())
     g_out = nchw_flat(generator(tf.constant(f["z"]), tf.constant(f["labels"])))
-    d_real, ac_real = critic(tf.constant(nhwc(f["x"], 1, 32)))
-    d_fake, ac_fake = critic(tf.constant(nhwc(g_out, 1, 32)))
+    d_real, ac_real = critic(tf.constant(nhwc(f["x"], channels, 32)))
+    d_fake, ac_fake = critic(tf.constant(nhwc(g_out, channels, 32)))
     errors = {"G_out": rel_err(g_out, f[variant + "G_out"]),
               "D_real": rel_err(d_real, f[variant + "D_real"]),
               "D_fake": rel_err(d_fake, f[variant + "D_fake"]),
@@ -81,10 +83,11 @@ def test_golden_gan32_c1_reproduced_through_a_release_checkpoint(tmp_path, varia
     assert max(errors.values()) < 1e-4, errors
     # The numpy reference the other tests rely on computes the release's outputs too.
     p = {k: v.astype(np.float64) for k, v in params.items()}
-    assert rel_err(ref.gan32_generator(p, f["z"].astype(np.float64), f["labels"], 32, 1),
+    assert rel_err(ref.gan32_generator(p, f["z"].astype(np.float64), f["labels"], 32, channels),
                    f[variant + "G_out"]) < 1e-5
-    assert rel_err(ref.gan32_critic(p, f["x"].astype(np.float64), 32, 1)[0],
+    assert rel_err(ref.gan32_critic(p, f["x"].astype(np.float64), 32, channels)[0],
                    f[variant + "D_real"]) < 1e-5
+    print(f"gan32 c{channels} {variant or 'init'}: max relative error vs golden", errors)
 
 
 # ----------------------------------------------------------------- own weights
