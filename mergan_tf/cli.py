@@ -48,7 +48,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("eval_every", None, "Measure each learned class's accuracy with the "
                          "evaluator every N iterations (forgetting curves; 0: off).")
     flags.DEFINE_string("evaluator_dir", None, "Evaluator for --eval_every (default "
-                        "checkpoints/classifiers/<dataset>).")
+                        "checkpoints/classifiers/<dataset>; release:PREFIX for the release's "
+                        "pretrained classifier, e.g. release:pretrain/mnist/mnist.model-10197).")
     flags.DEFINE_float("min_evaluator_accuracy", None, "Refuse an --eval_every evaluator below "
                        "this real-test accuracy in percent (default: the dataset's floor).")
     flags.DEFINE_boolean("export", None, "Export each finished task as a SavedModel sampler "

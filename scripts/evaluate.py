@@ -3,6 +3,7 @@
   python scripts/evaluate.py --run_dir runs/mnist_ra [--after_tasks 5,10] \
       [--reverse_per_class 1000] [--fid_per_class 1000]
   python scripts/evaluate.py --run_dir runs/lsun_jtr --reverse_per_class 1000 --fid_per_class 1000
+  python scripts/evaluate.py --run_dir runs/mnist_ra --evaluator release:pretrain/mnist/mnist.model-10197
 """
 
 import os
@@ -20,6 +21,10 @@ flags.DEFINE_string("run_dir", None, "Run directory written by scripts/run_seque
 flags.DEFINE_list("after_tasks", None, "Snapshots to evaluate (default: 5 and 10 where present, "
                   "else the last; LSUN: every task).")
 flags.DEFINE_string("classifier_dir", None, "Evaluator (default checkpoints/classifiers/<dataset>).")
+flags.DEFINE_string("evaluator", None, "Evaluator: a directory (as --classifier_dir) or "
+                    "release:PREFIX, the release's pretrained classifier from its TF1 checkpoint "
+                    "(MNIST pretrain/mnist/mnist.model-10197, SVHN pretrain/svhn/svhn.model-25654; "
+                    "the release does not ship LSUN's).")
 flags.DEFINE_float("min_evaluator_accuracy", None, "Refuse evaluators below this real-test "
                    "accuracy in percent (default: the dataset's floor, MNIST 97.5).")
 flags.DEFINE_integer("batches", 100, "Batches of samples per class (release 100).")
@@ -38,12 +43,15 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    if FLAGS.evaluator and FLAGS.classifier_dir:
+        raise app.UsageError("give --evaluator or --classifier_dir, not both")
     try:
         after = [int(t) for t in FLAGS.after_tasks] if FLAGS.after_tasks else None
+        evaluator = FLAGS.evaluator or FLAGS.classifier_dir  # a directory or release:PREFIX
         results = protocol.evaluate_run(
-            FLAGS.run_dir, after, FLAGS.classifier_dir, FLAGS.min_evaluator_accuracy,
-            FLAGS.batches, FLAGS.batch_size, FLAGS.seed, FLAGS.reverse_per_class,
-            FLAGS.reverse_epochs, FLAGS.fid_per_class, fid_features=FLAGS.fid_features)
+            FLAGS.run_dir, after, evaluator, FLAGS.min_evaluator_accuracy, FLAGS.batches,
+            FLAGS.batch_size, FLAGS.seed, FLAGS.reverse_per_class, FLAGS.reverse_epochs,
+            FLAGS.fid_per_class, fid_features=FLAGS.fid_features)
     except (snapshots.SnapshotError, classifiers.EvaluatorError, metrics.FeatureExtractorError,
             ValueError) as e:
         raise app.UsageError(str(e))

@@ -29,7 +29,7 @@ def main(argv):
         raise app.UsageError("give one or more run directories")
     try:
         cfg = snapshots.load_run_config(runs[0])
-        evaluator, _ = classifiers.load_classifier(
+        evaluator, _ = classifiers.load_evaluator(  # a directory or release:PREFIX
             FLAGS.classifier_dir or protocol.default_classifier_dir(cfg.data.dataset),
             dataset=cfg.data.dataset)
         real = load_for_config(cfg, verbose=False)

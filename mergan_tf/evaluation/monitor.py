@@ -24,7 +24,7 @@ class ForgettingMonitor:
     """Classifies a fixed sample of every learned class and logs the accuracies.
 
     Args:
-      evaluator: a classifier from `classifiers.load_classifier` (images -> logits).
+      evaluator: a classifier from `classifiers.load_evaluator` (images -> logits).
       run_dir: where forgetting.csv is appended.
       samples_per_class: images per class at every measurement (one BN batch per class).
       z_dim: noise size.
@@ -75,10 +75,10 @@ def forgetting_monitor(cfg) -> "ForgettingMonitor | None":
     if not cfg.output.eval_every:
         return None
     directory = cfg.output.evaluator_dir or classifiers.default_dir(cfg.data.dataset)
-    evaluator, meta = classifiers.load_classifier(
+    # A directory, or release:PREFIX for the release's pretrained classifier.
+    evaluator, meta = classifiers.load_evaluator(
         directory, min_accuracy=cfg.output.evaluator_min_accuracy, dataset=cfg.data.dataset)
-    print(f"forgetting monitor: evaluator {directory} (real test accuracy "
-          f"{float(meta['test_accuracy']):.2f}%)")
+    print(f"forgetting monitor: {classifiers.describe_evaluator(directory, meta)}")
     label_map = lsun.evaluator_ids(cfg.data.categories) if cfg.data.dataset == "lsun" else None
     return ForgettingMonitor(evaluator, cfg.out_dir, cfg.output.eval_samples_per_class,
                              cfg.model.z_dim, seed=cfg.seed + 1234, label_map=label_map,

@@ -145,15 +145,28 @@ def fid_feature_fn(kind: str, evaluator):
 
 
 def load_evaluator(classifier_dir: str, min_accuracy: Optional[float], dataset: str):
-    """`classifiers.load_classifier`, its EvaluatorError also naming the evaluation's
-    options (scripts/evaluate.py --classifier_dir / --min_evaluator_accuracy)."""
+    """`classifiers.load_evaluator` (a directory, or `release:PREFIX` for the release's
+    pretrained classifier), its EvaluatorError also naming the evaluation's options
+    (scripts/evaluate.py --classifier_dir / --evaluator / --min_evaluator_accuracy)."""
     try:
-        return classifiers.load_classifier(classifier_dir, min_accuracy=min_accuracy,
-                                           dataset=dataset)
+        return classifiers.load_evaluator(classifier_dir, min_accuracy=min_accuracy,
+                                          dataset=dataset)
     except classifiers.EvaluatorError as e:
         raise classifiers.EvaluatorError(
             f"{e} To evaluate with another one, pass --classifier_dir with a {dataset} "
-            f"evaluator; --min_evaluator_accuracy (percent) sets the accuracy floor.") from e
+            f"evaluator (or --evaluator release:PREFIX with the release's pretrained one); "
+            f"--min_evaluator_accuracy (percent) sets the accuracy floor.") from e
+
+
+def evaluator_summary(classifier_dir: str, meta: dict) -> dict:
+    """The `evaluator` entry of eval.json."""
+    accuracy = meta.get("test_accuracy")
+    summary = {"dir": classifier_dir, "arch": meta.get("arch"),
+               "test_accuracy": None if accuracy is None else float(accuracy)}
+    if meta.get("kind") == "release":
+        summary.update({k: meta[k] for k in ("kind", "description", "release_file", "checkpoint",
+                                             "input_transform")})
+    return summary
 
 
 def evaluate_run(run_dir: str, after_tasks: Optional[Sequence[int]] = None,
@@ -179,8 +192,7 @@ def evaluate_run(run_dir: str, after_tasks: Optional[Sequence[int]] = None,
     fid_features = fid_features or ("auto" if dataset == "lsun" else "evaluator")
     regime = sampling.regime_of(cfg.method.name)
     results = {"run_dir": run_dir, "method": cfg.method.name, "dataset": dataset,
-               "evaluator": {"dir": classifier_dir, "arch": meta.get("arch"),
-                             "test_accuracy": float(meta["test_accuracy"])},
+               "evaluator": evaluator_summary(classifier_dir, meta),
                "protocol": {"batches": batches, "batch_size": batch_size, "seed": seed,
                             "batch_regime": regime},
                "tasks": {}}
@@ -203,8 +215,7 @@ def markdown_report(results: dict) -> str:
     """Per-class accuracy table per evaluated task, with the evaluator's own accuracy."""
     ev = results["evaluator"]
     lines = [f"# Evaluation of {results['run_dir']} ({results['method']}, {results['dataset']})", "",
-             f"Evaluator: {ev['arch']} from `{ev['dir']}`, real test accuracy "
-             f"{ev['test_accuracy']:.2f}%.", ""]
+             evaluator_line(ev), ""]
     names = results.get("categories")
     if names:
         lines += [f"Task t is category t of {names}; the evaluator's ids: "
@@ -235,6 +246,16 @@ def markdown_report(results: dict) -> str:
                 per = ", ".join(f"{c}: {v:.2f}" for c, v in fid["per_class"].items())
                 lines += [f"FID ({label}): all {fid['all']:.2f}; per class {per}", ""]
     return "\n".join(lines)
+
+
+def evaluator_line(ev: dict) -> str:
+    """The report's sentence on the evaluator and its own accuracy."""
+    if ev.get("kind") == "release":
+        return (f"Evaluator: release evaluator, {ev['description']} (the release's "
+                f"`{ev['release_file']}`), read from `{ev['checkpoint']}`; fed as the release's "
+                f"test mode ({ev['input_transform']}). Its real-test accuracy is not recorded.")
+    return (f"Evaluator: {ev['arch']} from `{ev['dir']}`, real test accuracy "
+            f"{ev['test_accuracy']:.2f}%.")
 
 
 def _key(d: dict, c: int):
