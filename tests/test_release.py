@@ -1,9 +1,10 @@
 """Importing the original release's TF1 GAN checkpoints (mergan_tf.release, release_import).
 
 The tests write their own release-format checkpoints (tests/release_checkpoints.py): the
-golden weights of ../shared/golden (the release's own code on fixed weights) where present,
-else random weights under the release's names, checked against a numpy NCHW forward pass
-of the release's networks (tests/release_reference.py).
+golden weights (the release's own code on fixed weights: ../shared/golden where present,
+else the same parameters redrawn by tests/golden_helpers.py with the committed reference
+outputs of tests/golden/), and random weights under the release's names, checked against
+a numpy NCHW forward pass of the release's networks (tests/release_reference.py).
 """
 
 import json
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import golden_helpers
 import release_reference as ref
 from release_checkpoints import file_digests, random_arrays, save_release_checkpoint
 from mergan_tf import export, figures, release, release_import, snapshots
@@ -50,10 +52,20 @@ def imported_models(prefix, dataset):
 
 
 def golden(name):
+    """The golden file `name` of ../shared/golden, or where it is absent (a fresh clone) the
+    same arrays from the redrawn parameters and inputs (golden_helpers) and the committed
+    reference outputs (tests/golden/)."""
     path = os.path.join(GOLDEN_DIR, name)
-    if not os.path.exists(path):
-        pytest.skip(f"golden outputs of the release not found at {path} (../shared/golden)")
-    return np.load(path)
+    if os.path.exists(path):
+        return np.load(path)
+    stem = name[:-len(".npz")]
+    channels = int(stem[-1])
+    params = golden_helpers.init_params(channels)
+    pert = golden_helpers.perturbed_params(params)
+    names = golden_helpers.pert_param_names(params)
+    return {**params, **golden_helpers.gan32_inputs(channels), **golden_helpers.load_fixture(stem),
+            "param_names": list(params), "pert_param_names": names,
+            **{"pert/" + n: pert[n] for n in names}}
 
 
 # ----------------------------------------------------------------- golden (release code)
