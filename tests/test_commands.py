@@ -5,8 +5,10 @@ import importlib.metadata
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
 
 from mergan_tf.commands import COMMANDS
@@ -59,7 +61,10 @@ def test_python_m_mergan_tf_lists_the_commands(tmp_path):
 
 
 def test_console_script_runs_from_any_directory(tmp_path):
-    script = os.path.join(os.path.dirname(sys.executable), "mergan-train")
+    # Where pip put the console scripts of this Python (else the first on PATH).
+    script = shutil.which("mergan-train", path=os.pathsep.join(
+        [sysconfig.get_path("scripts"), os.environ.get("PATH", "")]))
+    assert script, "mergan-train is not installed: pip install -e ."
     proc = run([script, "--dataset", "svhn", "--method", "ra", "--tasks", "2", "--dry_run"],
                tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
