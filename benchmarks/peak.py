@@ -8,10 +8,8 @@ reaches (the machine's speed drifts 2-3x in a day). Last lines `float32_gflops=`
 """
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402

@@ -19,13 +19,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import sys  # noqa: E402
-
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mergan_tf.benchmark import graph_gflops  # noqa: E402  (the FLOP count only)
 from mergan_tf.configs import PRECISIONS  # noqa: E402
 from mergan_tf.layers import leaky_relu as leaky_relu_from_output  # noqa: E402

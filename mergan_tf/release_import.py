@@ -33,7 +33,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
 
 from mergan_tf import configs, export, release, runlock, sampling, snapshots
 from mergan_tf import images as image_lib
@@ -289,57 +288,3 @@ def import_release(checkpoints: Sequence[str], dataset: str, out_dir: str,
         manifest = _manifest(cfg, plans, given, files, True)
         _write_json(os.path.join(out_dir, IMPORT_JSON), manifest)
     return manifest
-
-
-# ----------------------------------------------------------------- command line
-
-
-def define_flags() -> None:
-    """The flags of `scripts/import_release.py` (defined once per process)."""
-    if "checkpoint" in flags.FLAGS:
-        return
-    flags.DEFINE_list("checkpoint", None, "Release checkpoint prefix(es), e.g. "
-                      "result/mnist_RA/model/WGAN_GP.model9-4000 (the .index file without "
-                      "'.index'); comma-separated for several tasks of one run.")
-    flags.DEFINE_enum("dataset", None, sorted(release.RELEASE_MODELS), "The release's dataset "
-                      "(gan32 for mnist/svhn, gan64 for lsun).")
-    flags.DEFINE_string("out_dir", None, "Run directory to write (new or empty).")
-    flags.DEFINE_integer("task", None, "Snapshot number (1-based) of a single checkpoint; "
-                         "default: from its file name.")
-    flags.DEFINE_enum("method", None, list(SEQUENTIAL_METHODS) + ["jt"], "The method that "
-                      "trained it (the release does not record it): sft (no flag), ra (--RA), "
-                      "jtr (--JTR), jt (joint.py; default for its checkpoints).")
-    flags.DEFINE_string("data_dir", None, "The dataset's files, recorded in config.json for "
-                        "reverse accuracy, FID and continued training.")
-    flags.DEFINE_integer("seed", 0, "Seed of the fixed noise and of the run's config.")
-    flags.DEFINE_boolean("export", True, "Export every imported snapshot as a SavedModel sampler.")
-    flags.DEFINE_boolean("overwrite", False, "Replace an earlier import in --out_dir.")
-    for name in ("checkpoint", "dataset", "out_dir"):
-        flags.mark_flag_as_required(name)
-
-
-def main(argv) -> None:
-    """absl main of the import command (console script: `run`)."""
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    f = flags.FLAGS
-    try:
-        manifest = import_release(f.checkpoint, f.dataset, f.out_dir, f.task, f.method,
-                                  f.overwrite, f.export, f.seed, f.data_dir)
-    except (release.ReleaseCheckpointError, ReleaseImportError, snapshots.SnapshotError,
-            configs.ConfigError, runlock.RunLockedError) as e:
-        raise app.UsageError(str(e))
-    for entry in manifest["checkpoints"]:
-        print(f"imported {entry['prefix']} as task {entry['task']} ({entry['how']})")
-        if entry["not_imported"]:
-            print(f"  not imported (unknown to the release's model): {entry['not_imported']}")
-    if not manifest["method_given"]:
-        print("method: the release does not record it; labelled sft (pass --method ra|jtr)")
-    print(f"written: {f.out_dir} (config.json, snapshots/, samples/, "
-          f"{'export/, ' if f.export else ''}{IMPORT_JSON})")
-
-
-def run() -> None:
-    """Console-script entry point (`mergan-import-release`)."""
-    define_flags()
-    app.run(main)

@@ -1,14 +1,14 @@
 """Helper of tests/test_distribute.py, run in a subprocess: TensorFlow must see two
 logical CPU devices before it initialises them, which a pytest process has done already.
 
-  python tests/strategy_run.py OUT.npz RUN_DIR METHOD OPTIMIZER [PRECISION]
+  python tests/strategy_run.py OUT.npz RUN_DIR MNIST_DIR METHOD OPTIMIZER [PRECISION]
 
 Saves to OUT.npz, keys prefixed `units|`: batch norm on the global batch split across the
 two replicas (values and input gradients, grouped and not) next to one device, the noise
-of the two replicas, and the real-batch shards. Then trains METHOD for 2 tasks x 3
-iterations (dim 8, 2 critic updates) with OPTIMIZER (adam: the trainer's; sgd: plain
-gradient steps, which show the gradient's scale) once on one device and once mirrored on
-the two CPUs, both drawing the same noise (`ShardedNoise`), and saves every logged scalar
+of the two replicas, and the real-batch shards. Then trains METHOD on the MNIST IDX files
+of MNIST_DIR for 2 tasks x 3 iterations (dim 8, 2 critic updates) with OPTIMIZER (adam:
+the trainer's; sgd: plain gradient steps, which show the gradient's scale) once on one
+device and once mirrored on the two CPUs, both drawing the same noise (`ShardedNoise`), and saves every logged scalar
 and the final weights, keys prefixed `none|` and `mirrored|`. PRECISION (default none)
 is the runs' --mixed_precision.
 """
@@ -21,7 +21,6 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -33,8 +32,6 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from mergan_tf import configs, distribute, layers  # noqa: E402
 from mergan_tf.data import load_dataset  # noqa: E402
 from mergan_tf.trainer import Trainer, prepare_run_dir  # noqa: E402
-
-MNIST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "mnist")
 
 
 _CALLS = collections.Counter()  # draws per (trace, replica); kept off the trackable
@@ -133,9 +130,9 @@ def units(strategy):
     return out
 
 
-def main(out, run_root, method, optimizer, precision="none"):
+def main(out, run_root, mnist_dir, method, optimizer, precision="none"):
     results = units(distribute.get_strategy("mirrored"))
-    data = load_dataset("mnist", data_dir=MNIST_DIR, verbose=False)
+    data = load_dataset("mnist", data_dir=mnist_dir, verbose=False)
     for strategy in ("none", "mirrored"):
         run = train(method, strategy, os.path.join(run_root, strategy), data, optimizer, precision)
         results.update({f"{strategy}|{k}": v for k, v in run.items()})

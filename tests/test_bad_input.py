@@ -47,7 +47,6 @@ import pytest
 import scipy.io
 import tensorflow as tf
 
-from conftest import MNIST_DIR
 from mergan_tf import cli, configs, data, export, snapshots
 from mergan_tf.evaluation import classifiers, protocol
 from mergan_tf.trainer import Trainer, prepare_run_dir
@@ -59,8 +58,9 @@ SCRIPT = os.path.join(ROOT, "scripts", "run_sequential.py")
 # ----------------------------------------------------------------------------- helpers
 
 
-def tiny_config(out_dir, classes=(0, 1), iters=2, data_dir=MNIST_DIR):
-    """A run of `classes` with dim-8 models, a checkpoint every iteration, no export."""
+def tiny_config(out_dir, data_dir, classes=(0, 1), iters=2):
+    """A run of `classes` on the IDX files of `data_dir` with dim-8 models, a checkpoint every
+    iteration, no export."""
     cfg = configs.preset_config("mnist", "sft")
     output = dataclasses.replace(cfg.output, log_every=1, checkpoint_every=1, sample_every=100)
     if hasattr(output, "export"):  # training exports every task where that option exists
@@ -171,11 +171,11 @@ class Flags(types.SimpleNamespace):
 
 
 @pytest.fixture(scope="module")
-def run_after_task_1(mnist_data, tmp_path_factory):
+def run_after_task_1(mnist_data, mnist_dir, tmp_path_factory):
     """A tiny 2-task run (classes 0, 1) stopped after task 1, as if killed between tasks:
     config.json, fixed noise, logs, checkpoints/task_01, snapshots/task_01."""
     out = str(tmp_path_factory.mktemp("bad_input") / "run")
-    cfg = tiny_config(out)
+    cfg = tiny_config(out, mnist_dir)
     prepare_run_dir(cfg)
     with open(os.path.join(out, "config.json"), "w") as f:
         f.write(cfg.to_json())
@@ -364,11 +364,11 @@ def test_bad_flags_on_the_command_line_leave_an_existing_run_untouched(args, par
     assert_unchanged(before, run)
 
 
-def test_resume_accepts_the_new_place_of_moved_data(run_after_task_1, tmp_path):
+def test_resume_accepts_the_new_place_of_moved_data(run_after_task_1, mnist_dir, tmp_path):
     """The DataError of a resumed run says "pass --data_dir"; --resume must then honour it."""
     run = copy_run(run_after_task_1, tmp_path / "run", data={"data_dir": str(tmp_path / "old")})
-    cfg = cli.resume_config(Flags(out_dir=run, data_dir=MNIST_DIR, resume=True))
-    assert cfg.data.data_dir == MNIST_DIR
+    cfg = cli.resume_config(Flags(out_dir=run, data_dir=mnist_dir, resume=True))
+    assert cfg.data.data_dir == mnist_dir
 
 
 def test_resume_of_a_moved_run_writes_where_the_run_now_is(run_after_task_1, tmp_path):
@@ -383,24 +383,24 @@ def test_resume_of_a_moved_run_writes_where_the_run_now_is(run_after_task_1, tmp
 
 
 @pytest.mark.parametrize("below", [True, False], ids=["out_dir-below-a-file", "out_dir-is-a-file"])
-def test_output_directory_that_cannot_be_created(below, tmp_path):
+def test_output_directory_that_cannot_be_created(below, mnist_dir, tmp_path):
     """Root writes anywhere, but nobody can create a directory inside a regular file."""
     blocker = tmp_path / "results.txt"
     blocker.write_text("earlier results")
     out_dir = str(blocker / "run") if below else str(blocker)
     before = tree_state(tmp_path)
     with pytest.raises(OSError) as e:
-        prepare_run_dir(tiny_config(out_dir))
+        prepare_run_dir(tiny_config(out_dir, mnist_dir))
     assert_says(str(e.value), f"cannot write to --out_dir {out_dir}", "choose a writable directory")
     assert_unchanged(before, tmp_path)
 
 
 @pytest.fixture(scope="module")
-def full_disk(mnist_data, tmp_path_factory):
+def full_disk(mnist_data, mnist_dir, tmp_path_factory):
     """A 3-iteration task whose third checkpoint write fails with ENOSPC after leaving a
     partial file, as a full disk does; returns what the tests need to look at."""
     out = str(tmp_path_factory.mktemp("full_disk") / "run")
-    cfg = tiny_config(out, classes=(0,), iters=3)
+    cfg = tiny_config(out, mnist_dir, classes=(0,), iters=3)
     prepare_run_dir(cfg)
     trainer = Trainer(cfg, mnist_data)
     ckpt_dir = os.path.join(out, "checkpoints", "task_01")

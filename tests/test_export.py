@@ -1,10 +1,11 @@
-"""Export: snapshot -> SavedModel -> load in a fresh Python without the repo -> the same
+"""Export: snapshot -> SavedModel -> load in a fresh Python without the project -> the same
 images as the in-memory generator; signatures, per-class batches, seeds, scripts, figures."""
 
 import dataclasses
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 
@@ -19,7 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = (0, 1)
 ITERS = 2
 
-# Runs in a fresh interpreter (`python -I`, cwd outside the repo): TensorFlow only.
+# Runs in a fresh interpreter without mergan_tf (`python_without_project`, cwd outside the
+# repo): TensorFlow only.
 LOADER = r'''
 import json, os, sys
 import numpy as np
@@ -72,8 +74,8 @@ def clean_env():
     return env
 
 
-def run(args, cwd, isolated=False):
-    cmd = [sys.executable] + (["-I"] if isolated else []) + args
+def run(args, cwd, isolated=False, python=None):
+    cmd = (python or [sys.executable] + (["-I"] if isolated else [])) + args
     proc = subprocess.run(cmd, cwd=cwd, env=clean_env(), capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
@@ -115,14 +117,47 @@ def request_inputs():
     return rs.randn(len(labels), 128).astype(np.float32), labels
 
 
+# Runs SCRIPT ARGS... with the site directories of FARMS: sys.path is the standard library
+# (`python -I -S`) and those directories, whose .pth files are processed as usual.
+WITHOUT_PROJECT = r'''
+import runpy, site, sys
+for directory in FARMS:
+    site.addsitedir(directory)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+'''
+
+
 @pytest.fixture(scope="module")
-def loaded(exported, request_inputs, tmp_path_factory):
-    """What a fresh `python -I` outside the repo gets from the SavedModel."""
+def python_without_project(tmp_path_factory):
+    """The command of a fresh Python that has every installed package but mergan_tf: each
+    site directory of `python -I` is remade of symlinks to its entries, less the package,
+    its metadata and an editable install's hooks. So the package is hidden whether it is
+    installed (editable or not) or not: a machine with TensorFlow but not this project."""
+    root = tmp_path_factory.mktemp("without_project")
+    code = "import json, site; print(json.dumps(site.getsitepackages()))"
+    site_dirs = json.loads(subprocess.run([sys.executable, "-I", "-c", code], capture_output=True,
+                                          text=True, check=True).stdout)
+    farms = []
+    for i, directory in enumerate(d for d in site_dirs if os.path.isdir(d)):
+        farm = root / f"site_{i}"
+        farm.mkdir()
+        for name in os.listdir(directory):
+            if "mergan_tf" not in name.lower().replace("-", "_"):
+                os.symlink(os.path.join(directory, name), farm / name)
+        farms.append(str(farm))
+    (root / "run.py").write_text(f"FARMS = {farms!r}\n" + WITHOUT_PROJECT)
+    return [sys.executable, "-I", "-S", str(root / "run.py")]
+
+
+@pytest.fixture(scope="module")
+def loaded(exported, request_inputs, python_without_project, tmp_path_factory):
+    """What a fresh Python without mergan_tf, outside the repo, gets from the SavedModel."""
     tmp = tmp_path_factory.mktemp("fresh")
     (tmp / "loader.py").write_text(LOADER)
     np.savez(tmp / "inputs.npz", z=request_inputs[0], labels=request_inputs[1])
     run([str(tmp / "loader.py"), exported, str(tmp / "inputs.npz"), str(tmp)], cwd=tmp,
-        isolated=True)
+        python=python_without_project)
     with open(tmp / "loaded.json") as f:
         return json.load(f), dict(np.load(tmp / "loaded.npz"))
 
@@ -202,9 +237,19 @@ def test_signature_rejects_wrong_dtypes_and_shapes(loaded):
     assert "labels must be in [0, 10)" in errors["label_out_of_range"][1]
 
 
-def test_sample_script_writes_grid_and_arrays(exported, generator, tmp_path):
-    run([os.path.join(ROOT, "scripts", "sample.py"), "--saved_model", exported, "--classes", "0,1",
-         "--n", "6", "--seed", "1", "--out", "grid.png,samples.npz"], cwd=tmp_path, isolated=True)
+@pytest.mark.parametrize("how", ["script", "module_copied_alone"])
+def test_sample_script_writes_grid_and_arrays(how, exported, generator, python_without_project,
+                                              tmp_path):
+    """scripts/sample.py in a fresh `python -I`; mergan_tf/commands/sample.py copied alone
+    into another directory and run by a Python without mergan_tf (docs/export.md: it can
+    ship with an export)."""
+    if how == "script":
+        script, python = os.path.join(ROOT, "scripts", "sample.py"), None
+    else:
+        script = shutil.copy(os.path.join(ROOT, "mergan_tf", "commands", "sample.py"), tmp_path)
+        python = python_without_project
+    run([script, "--saved_model", exported, "--classes", "0,1", "--n", "6", "--seed", "1",
+         "--out", "grid.png,samples.npz"], cwd=tmp_path, isolated=True, python=python)
     assert Image.open(tmp_path / "grid.png").size == (6 * 32 + 5 * 2, 2 * 32 + 2)
     d = np.load(tmp_path / "samples.npz")
     assert d["images"].shape == (12, 32, 32, 1) and d["images"].dtype == np.uint8

@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import MNIST_DIR
 from tiny_run import train_two_tasks
 
 from mergan_tf import benchmark
@@ -166,14 +165,14 @@ def test_leaky_relu_reading_its_output_equals_tf(dtype):
         layers.leaky_relu(x, 1.5)
 
 
-def test_critic_graph_is_remapped_without_error(mnist_data, tmp_path):
+def test_critic_graph_is_remapped_without_error(mnist_dir, tmp_path):
     """The compiled SFT iteration no longer trips Grappler's remapper (with
     tf.nn.leaky_relu it logged "remapper failed: ... LeakyReluGrad exist for missing node
     ... BiasAdd" and dropped all of the pass's rewrites)."""
     code = (
-        "import sys, tempfile; sys.path.insert(0, '.');"
+        "import tempfile;"
         "from mergan_tf import benchmark, data;"
-        f"d = data.load_dataset('mnist', data_dir={MNIST_DIR!r}, verbose=False);"
+        f"d = data.load_dataset('mnist', data_dir={mnist_dir!r}, verbose=False);"
         "t, task = benchmark.trainer_at_task(d, 'sft', 0, tempfile.mkdtemp(), {'dim': 4});"
         "[float(t.run_iteration(task, i + 1)['loss/critic/total']) for i in range(2)];"
         "print('RAN')")

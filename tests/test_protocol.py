@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 
-from conftest import MNIST_DIR
 from mergan_tf import configs, snapshots
 from mergan_tf.evaluation import classifiers, monitor, plots, protocol, table1
 from mergan_tf.trainer import Trainer, prepare_run_dir
@@ -25,12 +24,12 @@ def evaluator_dir(mnist_data, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def run_dir(mnist_data, evaluator_dir, tmp_path_factory):
+def run_dir(mnist_data, mnist_dir, evaluator_dir, tmp_path_factory):
     """A 2-task SFT run with the forgetting monitor every iteration."""
     out = str(tmp_path_factory.mktemp("run"))
     cfg = configs.preset_config("mnist", "sft")
     cfg = configs.validate(cfg.replace(
-        classes=(0, 1), out_dir=out, data=dataclasses.replace(cfg.data, data_dir=MNIST_DIR),
+        classes=(0, 1), out_dir=out, data=dataclasses.replace(cfg.data, data_dir=mnist_dir),
         train=dataclasses.replace(cfg.train, iters=3),
         output=dataclasses.replace(cfg.output, eval_every=1, evaluator_dir=evaluator_dir,
                                    eval_samples_per_class=32, evaluator_min_accuracy=0.0)))

@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import MNIST_DIR
 from mergan_tf import configs, runlock, snapshots
 from mergan_tf.trainer import NonFiniteLossError, Trainer, prepare_run_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "run_sequential.py")
-RUN_FLAGS = ["--dataset", "mnist", "--data_dir", MNIST_DIR, "--method", "ra", "--tasks", "2",
+RUN_FLAGS = ["--dataset", "mnist", "--method", "ra", "--tasks", "2",
              "--iters", "6", "--model_dim", "8", "--checkpoint_every", "2", "--log_every", "1",
              "--sample_every", "100", "--deterministic", "--seed", "5"]
 
@@ -37,12 +36,12 @@ def logged_steps(run_dir):
         return max([int(r["global_step"]) for r in csv.DictReader(f)] or [0])
 
 
-@pytest.mark.skipif(not os.path.exists(MNIST_DIR), reason="real MNIST files absent")
-def test_sigkill_mid_task_then_resume_is_bit_identical(tmp_path):
+def test_sigkill_mid_task_then_resume_is_bit_identical(mnist_dir, tmp_path):
     whole, killed = str(tmp_path / "whole"), str(tmp_path / "killed")
-    subprocess.run([sys.executable, SCRIPT, *RUN_FLAGS, "--out_dir", whole], check=True,
+    flags = [*RUN_FLAGS, "--data_dir", mnist_dir]
+    subprocess.run([sys.executable, SCRIPT, *flags, "--out_dir", whole], check=True,
                    capture_output=True, timeout=600)
-    proc = subprocess.Popen([sys.executable, SCRIPT, *RUN_FLAGS, "--out_dir", killed],
+    proc = subprocess.Popen([sys.executable, SCRIPT, *flags, "--out_dir", killed],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while logged_steps(killed) < 10 and proc.poll() is None and time.time() < deadline:

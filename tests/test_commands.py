@@ -1,0 +1,80 @@
+"""The package's command lines: console scripts, `python -m mergan_tf`, scripts/ wrappers."""
+
+import glob
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tomllib
+
+from mergan_tf.commands import COMMANDS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(args, cwd):
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+
+def test_console_scripts_are_the_commands():
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        declared = tomllib.load(f)["project"]["scripts"]
+    expected = {script: f"mergan_tf.commands.{module}:run"
+                for module, script, _, _ in COMMANDS.values()}
+    assert declared == expected
+    installed = {e.name: e.value for e in importlib.metadata.distribution("mergan-tf").entry_points
+                 if e.group == "console_scripts"}
+    assert installed == expected
+
+
+def test_every_script_is_a_thin_wrapper_of_its_command():
+    wrappers = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "scripts", "*.py"))}
+    assert wrappers == {old_script for _, _, old_script, _ in COMMANDS.values()}
+    for module, _, old_script, _ in COMMANDS.values():
+        with open(os.path.join(ROOT, "scripts", old_script)) as f:
+            code = f.read()
+        assert f"from mergan_tf.commands.{module} import run\n" in code, old_script
+        assert len(code.splitlines()) <= 8, old_script
+
+
+def test_no_sys_path_edits():
+    edit = re.compile(r"sys\.path\.(insert|append|extend)\(|sys\.path\s*(\[.*\])?\s*=")
+    for folder in ("scripts", "benchmarks", "tests", "mergan_tf"):
+        for path in glob.glob(os.path.join(ROOT, folder, "**", "*.py"), recursive=True):
+            with open(path) as f:
+                assert not edit.search(f.read()), path
+
+
+def test_python_m_mergan_tf_lists_the_commands(tmp_path):
+    proc = run([sys.executable, "-m", "mergan_tf", "--help"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for name, (_, script, old_script, _) in COMMANDS.items():
+        assert re.search(rf"^  {re.escape(name)} ", proc.stdout, re.M), name
+        assert f"`{script}`" in proc.stdout and f"scripts/{old_script}" in proc.stdout
+    proc = run([sys.executable, "-m", "mergan_tf", "bogus"], tmp_path)
+    assert proc.returncode == 2 and "unknown command 'bogus'" in proc.stderr
+
+
+def test_console_script_runs_from_any_directory(tmp_path):
+    # Where pip put the console scripts of this Python (else the first on PATH).
+    script = shutil.which("mergan-train", path=os.pathsep.join(
+        [sysconfig.get_path("scripts"), os.environ.get("PATH", "")]))
+    assert script, "mergan-train is not installed: pip install -e ."
+    proc = run([script, "--dataset", "svhn", "--method", "ra", "--tasks", "2", "--dry_run"],
+               tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cfg = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert cfg["classes"] == [0, 1] and cfg["method"]["ra_factor"] == 0.01
+    assert cfg["out_dir"] == "runs/svhn_ra" and not os.listdir(tmp_path)
+
+
+def test_command_help_describes_its_flags(tmp_path):
+    # (absl ends --help with exit status 1)
+    proc = run([sys.executable, "-m", "mergan_tf", "evaluate", "--help"], tmp_path)
+    assert proc.stdout.startswith("Evaluate a run's task snapshots")
+    assert "--run_dir: Run directory" in proc.stdout and "--fid_per_class" in proc.stdout
