@@ -60,6 +60,17 @@ for name, args in bad.items():
         result["errors"][name] = None
     except Exception as e:  # the type and message a user sees
         result["errors"][name] = [type(e).__name__, str(e)[:600]]
+result["signatures"] = sorted(m.signatures)
+serve = m.signatures["serving_default"]
+arrays["serving"] = serve(z=tf.constant(z), labels=tf.constant(labels))["images"].numpy()
+unlearned = tf.constant(np.where(labels == 1, 7, labels).astype(np.int32))
+try:
+    serve(z=tf.constant(z), labels=unlearned)
+    result["errors"]["serving_unlearned"] = None
+except Exception as e:
+    result["errors"]["serving_unlearned"] = [type(e).__name__, str(e)[:600]]
+arrays["any_label"] = m.signatures["sample_any_label"](
+    z=tf.constant(z), labels=unlearned)["images"].numpy()
 np.savez(os.path.join(out, "loaded.npz"), **arrays)
 with open(os.path.join(out, "loaded.json"), "w") as f:
     json.dump(result, f)
@@ -200,6 +211,71 @@ def test_signature_rejects_wrong_dtypes_and_shapes(loaded):
     assert "TensorSpec(shape=(None, 128), dtype=tf.float32, name='z')" in errors["z_float64"][1]
     assert "same number of rows" in errors["rows_mismatch"][1]
     assert "labels must be in [0, 10)" in errors["label_out_of_range"][1]
+
+
+def test_serving_default_samples_learned_classes_per_class(loaded, generator, request_inputs):
+    info, arrays = loaded
+    assert info["signatures"] == ["sample_any_label", "serving_default"]
+    z, labels = request_inputs
+    assert arrays["serving"].dtype == np.uint8
+    # A sequential run's regime: each class its own batch.
+    assert max_diff(arrays["serving"], per_class_reference(generator, z, labels)) <= 1
+    kind, message = info["errors"]["serving_unlearned"]
+    assert kind == "InvalidArgumentError"
+    assert "labels must be classes this snapshot has learned after task 2: [0, 1]" in message
+    assert "sample_any_label" in message and "[7]" in message
+    # Deliberately: slot 7 (never trained) through sample_any_label, one batch per class.
+    any_labels = np.where(labels == 1, 7, labels).astype(np.int32)
+    assert max_diff(arrays["any_label"], per_class_reference(generator, z, any_labels)) <= 1
+
+
+def test_saved_model_cli_runs_serving_default(exported, generator, request_inputs, tmp_path):
+    z, labels = request_inputs
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "labels.npy", labels)
+    cli = ["-m", "tensorflow.python.tools.saved_model_cli", "run", "--dir", exported,
+           "--tag_set", "serve", "--signature_def", "serving_default"]
+    run(cli + ["--inputs", "z=z.npy;labels=labels.npy", "--outdir", "out"], cwd=tmp_path)
+    images = np.load(tmp_path / "out" / "images.npy")
+    assert images.shape == (len(labels), 32, 32, 1) and images.dtype == np.uint8
+    assert max_diff(images, per_class_reference(generator, z, labels)) <= 1
+    proc = subprocess.run([sys.executable] + cli + ["--inputs", "z=z.npy", "--input_exprs",
+                                                    f"labels={[7] + [0] * (len(z) - 1)}"],
+                          cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0
+    assert "labels must be classes this snapshot has learned after task 2: [0, 1]" in proc.stderr
+
+
+def test_tfsm_layer_calls_serving_default(exported, generator, request_inputs):
+    import keras
+    import tensorflow as tf
+    z, labels = request_inputs
+    layer = keras.layers.TFSMLayer(exported, call_endpoint="serving_default")
+    images = layer({"z": tf.constant(z), "labels": tf.constant(labels)})["images"].numpy()
+    assert max_diff(images, per_class_reference(generator, z, labels)) <= 1
+
+
+def old_style_export(run_dir, task, path):
+    """An export as written before serving_default existed: the same sampler without the
+    two serving functions, saved without signatures."""
+    import tensorflow as tf
+    sampler = export.build_sampler(run_dir, task)
+    del sampler.serving_default, sampler.sample_any_label
+    tf.saved_model.save(sampler, path)
+    return path
+
+
+def test_exports_without_serving_default_still_sample(run_dir, generator, tmp_path):
+    import tensorflow as tf
+    old = old_style_export(run_dir, len(CLASSES), str(tmp_path / "old_export"))
+    loaded = tf.saved_model.load(old)
+    assert not hasattr(loaded, "serving_default") and "serving_default" not in loaded.signatures
+    run([os.path.join(ROOT, "scripts", "sample.py"), "--saved_model", old, "--n", "4",
+         "--out", "old.npz"], cwd=tmp_path, isolated=True)
+    d = np.load(tmp_path / "old.npz")
+    np.testing.assert_array_equal(d["labels"], np.repeat(np.int32(CLASSES), 4))
+    assert max_diff(d["images"], per_class_reference(generator, d["z"], d["labels"])) <= 1
 
 
 def test_sample_script_writes_grid_and_arrays(exported, generator, tmp_path):
