@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from tensorboard.plugins.hparams import api as hparams_api
 
 from mergan_tf import images as image_lib
 from mergan_tf import distribute, export, layers, losses, runlock, sampling, snapshots
@@ -56,6 +57,38 @@ class CheckpointWriteError(OSError):
     """A training-state checkpoint could not be written (disk full, directory gone)."""
 
 
+# Scalars the TensorBoard HParams table shows beside each run's configuration.
+HPARAMS_METRICS = ("loss/critic/total", "loss/critic/wasserstein", "loss/gen/total",
+                   "acc/critic/ac_real", "perf/iters_per_sec")
+
+
+def run_hparams(cfg: RunConfig) -> dict[str, bool | int | float | str]:
+    """The configuration's scalar fields as HParams: dotted names (`method.name`,
+    `method.ra_factor`, `train.mixed_precision`, `data.dataset`, `model.dim`, ...), lists
+    as comma-separated strings, `tasks` (their count); unset (None) fields are left out."""
+    flat: dict[str, bool | int | float | str] = {"tasks": len(cfg.classes)}
+
+    def add(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                add(f"{prefix}.{key}" if prefix else key, item)
+        elif isinstance(value, (list, tuple)):
+            if value:
+                flat[prefix] = ",".join(str(v) for v in value)
+        elif value is not None:
+            flat[prefix] = value
+
+    add("", cfg.to_dict())
+    return flat
+
+
+def hparams_metrics(cfg: RunConfig) -> list[str]:
+    """The scalar tags of the HParams table: losses, rate, and (with eval_every) the
+    accuracy of every class of the sequence."""
+    forgetting = [f"forgetting/class_{c}" for c in cfg.classes] if cfg.output.eval_every else []
+    return list(HPARAMS_METRICS) + forgetting
+
+
 class ScalarLog:
     """Scalars to TensorBoard and to a long-format CSV (step, task, iteration, key, value)."""
 
@@ -80,6 +113,19 @@ class ScalarLog:
                 tf.summary.scalar(key, value)
                 self._csv.writerow([step, task, iteration, key, f"{value:.6g}"])
         self._file.flush()
+
+    def run_config(self, cfg: RunConfig, step: int = 0) -> None:
+        """The run's configuration for TensorBoard: the HParams plugin's experiment and
+        session (`run_hparams`; runs compared by method, ra_factor, precision, ...) and the
+        config JSON as a text summary. Written at every start; a resumed run writes it
+        again, with the same values."""
+        with self.writer.as_default(step=step):
+            hparams_api.hparams_config(
+                hparams=[hparams_api.HParam(name) for name in sorted(run_hparams(cfg))],
+                metrics=[hparams_api.Metric(tag) for tag in hparams_metrics(cfg)])
+            hparams_api.hparams(run_hparams(cfg))
+            tf.summary.text("config", f"```json\n{cfg.to_json()}\n```")
+        self.writer.flush()
 
     def image(self, step: int, name: str, grid_uint8: np.ndarray) -> None:
         with self.writer.as_default(step=step):
@@ -341,6 +387,7 @@ class Trainer:
                 _write_text(os.path.join(self.run_dir, "config.json"), self.cfg.to_json())
             try:
                 first, task, iteration = self._starting_point(resume, start_from_task)
+                self.log.run_config(self.cfg, int(self.global_step.numpy()))
                 for t in range(first, len(self.tasks)):
                     self.train_task(t, task if t == first else None, iteration if t == first else 0)
             finally:
