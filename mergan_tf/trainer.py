@@ -713,8 +713,9 @@ def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
     run_dir = cfg.out_dir
     if os.path.exists(os.path.join(run_dir, "config.json")) and not overwrite:
         raise FileExistsError(
-            f"{run_dir} already holds a run (config.json exists); pass --overwrite to replace "
-            f"it or choose another --out_dir")
+            f"{run_dir} already holds a run (config.json exists); pass --resume to continue "
+            f"it from its latest checkpoint or task snapshot, --overwrite to replace it, or "
+            f"choose another --out_dir")
     if overwrite and os.path.isdir(run_dir):
         runlock.check_free(run_dir)  # never delete the outputs of a live run
         for sub in ("samples", "snapshots", "checkpoints", "tensorboard", "export", "debug"):
