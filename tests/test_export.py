@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from mergan_tf import configs, export, images, snapshots
+from mergan_tf import configs, export, figures, images, snapshots
 from mergan_tf.trainer import Trainer, prepare_run_dir, should_sample
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -296,20 +296,61 @@ def test_make_figures_script(run_dir, tmp_path):
     stdout = run([os.path.join(ROOT, "scripts", "make_figures.py"), run_dir, run_dir,
                   "--out_dir", str(out), "--num_z", "4"], cwd=tmp_path)
     name = os.path.basename(run_dir)
-    fig3 = np.asarray(Image.open(out / f"{name}_figure3.png"))
-    assert fig3.shape == (2 * 32 + 2, 4 * 32 + 3 * 2)
+    fig3 = figures.figure3_grid(run_dir, num_z=4)
+    assert fig3.shape == (2 * 32 + 2, 4 * 32 + 3 * 2, 1)
     # Row c is the first row of the class-c grid written at the last training iteration.
     for i, c in enumerate(CLASSES):
         last_grid = os.path.join(run_dir, "samples", f"Task_2_Iter_{ITERS - 1}_{c}.png")
         grid = np.asarray(Image.open(last_grid))
         for k in range(4):
-            tile = fig3[i * 34:i * 34 + 32, k * 34:k * 34 + 32]
+            tile = fig3[i * 34:i * 34 + 32, k * 34:k * 34 + 32, 0]
             assert max_diff(tile, grid[:32, k * 32:(k + 1) * 32]) <= 1
+    # The files are the grids with labels around them (title, class names, columns).
+    mosaic = figures.remembering_mosaic(run_dir)[0]
+    for path, raw in ((out / f"{name}_figure3.png", fig3), (out / f"{name}_mosaic.png", mosaic)):
+        width, height = Image.open(path).size
+        assert width > raw.shape[1] + 30 and height > raw.shape[0] + 30, (path, width, height)
     assert Image.open(out / "remembering.png").size[0] > 200
     gif = Image.open(out / f"{name}_training.gif")
     iters_sampled = sum(should_sample(i, 1) or i == ITERS - 1 for i in range(ITERS))
     assert sum(1 for _ in ImageSequence.Iterator(gif)) == len(CLASSES) * iters_sampled
-    assert stdout.count("gif:") == 2 and "remembering:" in stdout
+    for kind in ("figure3", "mosaic", "gif"):
+        assert stdout.count(f"{kind}: ") == 2, stdout
+    assert f"figure3: {out / name}_figure3.png" in stdout and "remembering:" in stdout
+
+
+def test_plot_forgetting_script_prints_the_file_it_wrote(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "forgetting.csv").write_text(
+        "global_step,task,iteration,class,accuracy\n1,1,0,0,50.00\n2,1,1,0,90.00\n"
+        "3,2,0,0,80.00\n3,2,0,1,10.00\n")
+    stdout = run([os.path.join(ROOT, "scripts", "plot_forgetting.py"), str(run_dir),
+                  "--out", "curves.png"], cwd=tmp_path)
+    assert stdout.strip() == "written: curves.png"
+    assert Image.open(tmp_path / "curves.png").size[0] > 100
+
+
+def test_figure_labels_name_classes_tasks_and_method(run_dir):
+    labels = figures.figure3_labels(run_dir, num_z=4)
+    assert labels["rows"] == ["0", "1"] and labels["columns"] == ["z0", "z1", "z2", "z3"]
+    assert labels["title"] == f"RA ({os.path.basename(run_dir)}): after task 2"
+    labels = figures.mosaic_labels(run_dir, [0, 1], [1, 2])
+    assert labels["columns"] == ["after task 1", "after task 2"]
+    assert labels["rows"] == ["0", "1"] and labels["title"].startswith("RA (")
+    assert figures.gif_class_captions(run_dir, [1, 0]) == {1: "class 1", 0: "class 0"}
+
+
+def test_gif_frames_label_each_class_grid(run_dir, tmp_path):
+    path = figures.save_training_gif(run_dir, str(tmp_path / "t.gif"), cell=64)
+    last = [f.convert("L") for f in ImageSequence.Iterator(Image.open(path))][-1]
+    frame = np.asarray(last)  # task 2: both classes
+    header, caption, gap = 14, figures.GIF_CAPTION, 4
+    assert frame.shape == (header + caption + 64, 2 * (64 + gap) - gap)
+    for slot in range(2):  # text in each caption strip, above the grid
+        strip = frame[header:header + caption, slot * (64 + gap):slot * (64 + gap) + 64]
+        # Light text on black (the GIF palette turns 255 into ~250), not grid pixels.
+        assert strip.max() > 200 and np.mean(strip == 0) > 0.6, slot
 
 
 def test_export_snapshot_replaces_atomically_and_keeps_random_state(run_dir, tmp_path):
