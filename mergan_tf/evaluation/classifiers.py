@@ -375,8 +375,8 @@ def _missing_message(directory, dataset):
     else:
         origin = "the directory given"
         command += f" --out_dir {directory}"
-    return (f"No evaluator classifier ({MODEL_FILE} and {METADATA_FILE}) in {where!r} "
-            f"({origin}); make one with `{command}`.")
+    return (f"No evaluator classifier in {where!r} ({origin}; expected {MODEL_FILE} and "
+            f"{METADATA_FILE}); make one with `{command}`.")
 
 
 def _read_metadata(directory, dataset):
