@@ -51,6 +51,10 @@ _IDX_FILES = {
     "test_labels": ("t10k-labels", "idx1-ubyte"),
 }
 _SVHN_FILES = ("train_32x32.mat", "test_32x32.mat")
+# Where the official SVHN files come from (the Stanford SVHN page; "Format 2: Cropped Digits").
+SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"
+SVHN_FILES_HINT = (f"SVHN's format-2 cropped-digit files {' and '.join(_SVHN_FILES)} (the "
+                   f"official ones: {SVHN_URL}, 'Format 2: Cropped Digits')")
 _TFDS_NAMES = {"svhn": "svhn_cropped"}
 _CLASS_NAMES = {
     "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -275,7 +279,7 @@ def load_svhn_mat(path: str) -> tuple[np.ndarray, np.ndarray]:
         # file gives OSError or MatReadError, a corrupt compressed one zlib.error.
         raise DataError(f"cannot read SVHN file {path}: {e}; expected a complete MATLAB "
                         "(v5) file with 'X' uint8 [32, 32, 3, N] and 'y' [N, 1]. The file "
-                        "is truncated or corrupt: re-download it from the SVHN site "
+                        f"is truncated or corrupt: re-download it from {SVHN_URL} "
                         "(format 2, cropped digits).") from e
     missing = [k for k in ("X", "y") if k not in mat]
     if missing:
@@ -511,6 +515,15 @@ def _auto_source(name, verbose):
     raise _no_source_error(name, builder)
 
 
+def _files_hint(name):
+    """What --data_dir must hold for dataset `name`, for messages."""
+    if name == "svhn":
+        return SVHN_FILES_HINT
+    return ("its four MNIST-format IDX files (train-images-idx3-ubyte[.gz], "
+            "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
+            "t10k-labels-idx1-ubyte[.gz])")
+
+
 def _no_source_error(name, builder):
     """The DataError for a dataset that neither TFDS nor the network can provide."""
     if builder is None:
@@ -518,9 +531,8 @@ def _no_source_error(name, builder):
                          "Pass --data_dir with its IDX files (or SVHN .mat files).")
     return DataError(f"no source for dataset {name!r}: tfds:{builder.name} is not "
                      f"prepared in {builder.data_dir} and the network is not "
-                     "reachable. Pass --data_dir with its IDX files (SVHN: "
-                     "train_32x32.mat/test_32x32.mat), or run once online to let TFDS "
-                     "download it.")
+                     f"reachable. Pass --data_dir with {_files_hint(name)}, or run once "
+                     "online to let TFDS download it.")
 
 
 def _load_files(name, data_dir):
@@ -530,8 +542,8 @@ def _load_files(name, data_dir):
     data_dir = os.path.abspath(os.path.expanduser(data_dir))
     if not os.path.isdir(data_dir):
         raise DataError(f"data directory {data_dir} does not exist or is not a "
-                        "directory; pass --data_dir with the dataset's IDX files (or "
-                        "SVHN .mat files), or omit it to use TFDS.")
+                        f"directory; pass --data_dir with {_files_hint(name)}, or omit it "
+                        "to use TFDS.")
     if not os.access(data_dir, os.R_OK | os.X_OK):
         raise DataError(f"data directory {data_dir} is not readable; fix its "
                         f"permissions (chmod u+rx {data_dir}) or pass another --data_dir.")
@@ -544,6 +556,9 @@ def _load_files(name, data_dir):
     if has_idx or _find_idx_file(data_dir, *_IDX_FILES["train_labels"]):
         train, test = load_idx_dir(data_dir)
         return train, test, f"idx files in {data_dir}"
+    if name == "svhn":
+        raise DataError(f"{data_dir} has no {_SVHN_FILES[0]}: --dataset svhn reads "
+                        f"{SVHN_FILES_HINT}; found {_listing(data_dir)}.")
     raise DataError(f"{data_dir} holds neither MNIST-format IDX files "
                     "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
                     "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) nor "

@@ -16,6 +16,12 @@ the request's order. `sample_mixed(z, labels)` completes the request with images
 other learned classes so that the batch holds every learned class in equal counts, the
 regime joint training (JT) trains in. `sample_class(n, label, seed)` samples in the regime
 the run trained in (`batch_regime` in `export.json`; see `mergan_tf.sampling`).
+
+Serving: the `serving_default` signature (inputs `z`, `labels`; output `images`) samples in
+the run's regime and refuses labels the snapshot has not learned, naming the learned
+classes; `sample_any_label` is the same for any label slot, for sampling an unlearned slot
+deliberately. Both take one dict `{"z", "labels"}` when called as attributes, so
+`saved_model_cli run`, TF Serving and `keras.layers.TFSMLayer` can call them.
 """
 
 from __future__ import annotations
@@ -58,7 +64,16 @@ FUNCTIONS = {
         "uint8 [n,H,W,C]; z = noise(n, seed), in the run's batch regime (batch_regime: "
         "class = one batch of that class, mixed = sample_mixed)",
     "noise(n int32, seed int64)": "float32 [n,z_dim]; stateless N(0, I) from the seed",
+    "serving_default({z float32[N,z_dim], labels int32[N]})":
+        "{images: uint8 [N,H,W,C]} in the run's batch regime (class: each class its own "
+        "batch; mixed: sample_mixed); labels the snapshot has not learned are refused; also "
+        "the SavedModel's serving_default signature",
+    "sample_any_label({z float32[N,z_dim], labels int32[N]})":
+        "serving_default for any label slot, learned or not; also a signature",
 }
+# SavedModel signatures (saved_model_cli, TF Serving, keras.layers.TFSMLayer).
+SERVING_SIGNATURE = "serving_default"
+ANY_LABEL_SIGNATURE = "sample_any_label"
 
 
 def uint8_images(images: tf.Tensor) -> tf.Tensor:
@@ -82,9 +97,12 @@ class SamplerModule(tf.Module):
         super().__init__(name=name)
         # The Keras model itself is not tracked: Keras 3 would add a one-input
         # `serving_default` to it on save, which the two-input generator cannot trace. Its
-        # variables are tracked instead, and the functions below capture them.
+        # variables are tracked instead, and the functions below capture them: the
+        # tf.Variables inside the Keras variables, which TF1-style loaders
+        # (`saved_model_cli run`, TF Serving) can restore; they cannot restore a Keras
+        # variable wrapper ("Could not find variable generator/bias").
         self._generate = generator.__call__
-        self.generator_variables = list(generator.variables)
+        self.generator_variables = [_tf_variable(v) for v in generator.variables]
         self._z_dim = int(generator.z_dim)
         self._num_label_slots = int(generator.num_classes)
         self._image_shape = [int(generator.image_size), int(generator.image_size),
@@ -92,6 +110,10 @@ class SamplerModule(tf.Module):
         self.metadata_json = tf.Variable(json.dumps(metadata, sort_keys=True), trainable=False,
                                          dtype=tf.string, name="metadata_json")
         self._learned = tf.constant(metadata.get("learned_classes", []), tf.int32)
+        # serving_default's classes: the learned ones, or every slot when none are named.
+        servable = sorted(metadata.get("learned_classes") or range(self._num_label_slots))
+        self._servable = tf.constant(servable, tf.int32)
+        self._unlearned_message = unlearned_message(servable, metadata.get("task"))
         self._regime = sampling.check_regime(metadata.get("batch_regime", sampling.CLASS))
         z = tf.TensorSpec([None, self._z_dim], tf.float32, name="z")
         labels = tf.TensorSpec([None], tf.int32, name="labels")
@@ -103,6 +125,14 @@ class SamplerModule(tf.Module):
         self.sample_mixed = tf.function(self._sample_mixed, input_signature=[z, labels])
         self.noise = tf.function(self._noise, input_signature=[n, seed])
         self.sample_class = tf.function(self._sample_class, input_signature=[n, label, seed])
+        request = {"z": z, "labels": labels}  # one dict argument: what TFSMLayer passes
+        self.serving_default = tf.function(self._serve, input_signature=[request])
+        self.sample_any_label = tf.function(self._serve_any_label, input_signature=[request])
+
+    def signature_functions(self) -> dict[str, Any]:
+        """The SavedModel signatures: `serving_default` and `sample_any_label`."""
+        return {SERVING_SIGNATURE: self.serving_default,
+                ANY_LABEL_SIGNATURE: self.sample_any_label}
 
     def _checked(self, z: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(z, labels) after the checks the input signature cannot express."""
@@ -155,6 +185,30 @@ class SamplerModule(tf.Module):
         images = self._generate(tf.concat([z, extra_z], 0), tf.concat([labels, extra], 0))
         return uint8_images(images[:tf.shape(labels)[0]])
 
+    def _as_trained(self, z: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        """uint8 images of (z, labels) in the run's batch regime: each class its own batch,
+        or (mixed) one batch completed to equal counts of every learned class."""
+        fn = self._sample_mixed if self._regime == sampling.MIXED else self._sample_per_class
+        return fn(z, labels)
+
+    def _learned_only(self, labels: tf.Tensor) -> tf.Tensor:
+        """`labels` once each is known to be a class the snapshot has learned."""
+        known = tf.reduce_any(tf.equal(labels[:, None], self._servable[None, :]), axis=1)
+        unlearned, _ = tf.unique(tf.boolean_mask(labels, tf.logical_not(known)))
+        check = tf.debugging.Assert(tf.reduce_all(known), [self._unlearned_message, unlearned],
+                                    summarize=self._num_label_slots)
+        with tf.control_dependencies([check]):
+            return tf.identity(labels)
+
+    def _serve(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """{"images": uint8} of {"z", "labels"} in the run's regime, learned classes only."""
+        labels = self._learned_only(inputs["labels"])
+        return {"images": self._as_trained(inputs["z"], labels)}
+
+    def _serve_any_label(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """`serving_default` without the learned-class check (any slot in [0, slots))."""
+        return {"images": self._as_trained(inputs["z"], inputs["labels"])}
+
     def _noise(self, n: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         """float32 [n, z_dim] from N(0, I), a pure function of (n, seed)."""
         n = _checked_count(n)
@@ -167,6 +221,21 @@ class SamplerModule(tf.Module):
         n = _checked_count(n)
         fn = self._sample_mixed if self._regime == sampling.MIXED else self._sample
         return fn(self._noise(n, seed), tf.fill(tf.reshape(n, [1]), label))
+
+
+def _tf_variable(variable):
+    """The `tf.Variable` holding a Keras 3 variable's value (itself if it is one)."""
+    value = getattr(variable, "value", variable)
+    return value if isinstance(value, tf.Variable) else variable
+
+
+def unlearned_message(learned: list[int], task: int | None = None) -> str:
+    """The refusal of `serving_default` for labels outside `learned` (the requested
+    unlearned labels follow it in the error)."""
+    after = f" after task {task}" if task is not None else ""
+    return (f"labels must be classes this snapshot has learned{after}: "
+            f"{[int(c) for c in learned]}; to sample another label slot deliberately, call "
+            f"{ANY_LABEL_SIGNATURE}. Unlearned labels requested:")
 
 
 def _checked_count(n: tf.Tensor) -> tf.Tensor:
@@ -279,7 +348,7 @@ def export_snapshot(run_dir: str, task: int, out_dir: str | None = None) -> str:
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(os.path.dirname(final), exist_ok=True)
     with _quiet_tensorflow_logger():
-        tf.saved_model.save(sampler, tmp)
+        tf.saved_model.save(sampler, tmp, signatures=sampler.signature_functions())
     with open(os.path.join(tmp, EXPORT_JSON), "w") as f:
         json.dump(json.loads(sampler.metadata_json.numpy()), f, indent=2, sort_keys=True)
     _replace_dir(tmp, final)

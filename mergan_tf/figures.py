@@ -12,6 +12,10 @@ evolution of one class over training (Fig. 7), the GIF.
 - Training GIF (the release's `mnist.gif`): one frame per (task, iteration) of the run's
   `samples/Task_{t}_Iter_{i}_{c}.png` grids, in training order.
 
+`make_figures` writes Figure 3 and each run's mosaic as labelled PNGs (class names on the
+rows, "after task t" or the latent vector on the columns, the method in the title);
+`figure3_grid` and `remembering_mosaic` return the raw pixel grids.
+
 Images are generated as the trainer's grids are, from the run's 100 fixed latent vectors
 (`fixed_noise.npy`) in the run's batch regime (batch statistics depend on the batch; see
 `mergan_tf.sampling`): each class one batch, or for JT mixed batches of every learned
@@ -33,6 +37,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from mergan_tf import export  # noqa: E402
 from mergan_tf import images as image_lib  # noqa: E402
 from mergan_tf import sampling, snapshots  # noqa: E402
 
@@ -119,14 +124,102 @@ def remembering_mosaic(run_dir: str, z_indices: Sequence[int] = (0, 1),
 
 
 def class_labels(run_dir: str, classes: Sequence[int]) -> list[str]:
-    """Row labels of classes: the category names of an LSUN run, else the class ids."""
-    categories = snapshots.load_run_config(run_dir).data.categories
-    return [categories[c] if c < len(categories) else str(c) for c in classes]
+    """Row labels of classes: their names (an LSUN run's categories, Fashion-MNIST's
+    names), else the class ids."""
+    cfg = snapshots.load_run_config(run_dir)
+    names = export.class_names(cfg.data.dataset, cfg.model.num_label_slots, cfg.data.categories)
+    return [names[c] if 0 <= c < len(names) else str(c) for c in classes]
+
+
+def task_labels(tasks: Sequence[int]) -> list[str]:
+    """Column labels of snapshots: "after task t"."""
+    return [f"after task {t}" for t in tasks]
 
 
 def _run_title(run_dir: str) -> str:
     cfg = snapshots.load_run_config(run_dir)
     return f"{cfg.method.name.upper()}\n{os.path.basename(os.path.normpath(run_dir))}"
+
+
+def _run_heading(run_dir: str) -> str:
+    """The method and the run directory's name on one line, e.g. "RA (mnist_ra)"."""
+    method, name = _run_title(run_dir).split("\n")
+    return f"{method} ({name})"
+
+
+def figure3_labels(run_dir: str, num_z: int = 10) -> dict:
+    """Labels of a run's Figure 3: {"title": method, run and "after task t" of the last
+    snapshot, "rows": class names, "columns": "z0", "z1", ... (the latent vectors)}."""
+    last = snapshots.list_snapshots(run_dir)[-1:]
+    if not last:
+        raise snapshots.SnapshotError(f"no task snapshots in {run_dir}/snapshots")
+    classes = snapshots.read_snapshot_info(run_dir, last[0])["classes"]
+    return {"title": f"{_run_heading(run_dir)}: {task_labels(last)[0]}",
+            "rows": class_labels(run_dir, classes),
+            "columns": [f"z{k}" for k in range(num_z)]}
+
+
+def mosaic_labels(run_dir: str, classes: Sequence[int], tasks: Sequence[int]) -> dict:
+    """Labels of a run's remembering mosaic: {"title": method and run, "rows": class
+    names, "columns": "after task t" of every snapshot}."""
+    return {"title": _run_heading(run_dir), "rows": class_labels(run_dir, classes),
+            "columns": task_labels(tasks)}
+
+
+def _show(ax, image: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
+          pad: int, blocks: int = 1, gap: int = 0, fontsize: float = 7) -> None:
+    """Draws a `make_grid` image (or `blocks` of them stacked with `gap` pixels between)
+    with a label at the centre of every row and column of cells."""
+    ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0,
+              vmax=255, interpolation="nearest")
+    cell_w = (image.shape[1] + pad) / len(col_labels)
+    block_h = (image.shape[0] - (blocks - 1) * gap) / blocks
+    cell_h = (block_h + pad) / len(row_labels)
+    rotate = max(len(c) for c in col_labels) > 3  # "after task t" would overlap
+    ax.set_xticks([j * cell_w + (cell_w - pad) / 2 for j in range(len(col_labels))],
+                  list(col_labels), fontsize=fontsize, rotation=45 if rotate else 0,
+                  ha="right" if rotate else "center", rotation_mode="anchor")
+    ax.set_yticks([b * (block_h + gap) + i * cell_h + (cell_h - pad) / 2
+                   for b in range(blocks) for i in range(len(row_labels))],
+                  list(row_labels) * blocks, fontsize=fontsize)
+    ax.tick_params(length=0)
+
+
+def save_labelled_grid(image: np.ndarray, out_path: str, labels: dict, xlabel: str,
+                       ylabel: str, pad: int = 2, blocks: int = 1, gap: int = 0,
+                       tile: int = 32) -> str:
+    """A raw grid as a PNG a reader can read alone: `labels["rows"]` on the left,
+    `labels["columns"]` below, `labels["title"]` on top; tiles drawn at >= 64 pixels."""
+    zoom = max(1.0, 64 / tile)
+    fig, ax = plt.subplots(figsize=(image.shape[1] * zoom / 100 + 0.5,
+                                    image.shape[0] * zoom / 100 + 0.5))
+    _show(ax, image, labels["rows"], labels["columns"], pad, blocks, gap, fontsize=9)
+    ax.set_title(labels["title"], fontsize=10)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    return _save_matplotlib(fig, out_path, dpi=100, tight=True)
+
+
+def save_figure3(run_dir: str, out_path: str, num_z: int = 10, pad: int = 2) -> str:
+    """Figure 3 as a labelled PNG: classes on the rows, latent vectors on the columns,
+    method and "after task t" in the title."""
+    grid = figure3_grid(run_dir, num_z, pad)
+    tile = snapshots.load_run_config(run_dir).model.image_size
+    return save_labelled_grid(grid, out_path, figure3_labels(run_dir, num_z),
+                              "latent vector (the same z in every row)", "class", pad,
+                              tile=tile)
+
+
+def save_mosaic(run_dir: str, out_path: str, z_indices: Sequence[int] = (0, 1),
+                pad: int = 2) -> str:
+    """One run's remembering mosaic as a labelled PNG: classes on the rows (one block per
+    latent vector), "after task t" on the columns, the method in the title."""
+    mosaic, classes, tasks = remembering_mosaic(run_dir, z_indices, pad)
+    tile = snapshots.load_run_config(run_dir).model.image_size
+    return save_labelled_grid(mosaic, out_path, mosaic_labels(run_dir, classes, tasks),
+                              "snapshot (gray: class not learned yet)",
+                              f"class; one block per latent vector {tuple(z_indices)}",
+                              pad, blocks=len(z_indices), gap=4 * pad, tile=tile)
 
 
 def save_remembering_figure(run_dirs: Sequence[str], out_path: str,
@@ -136,16 +229,8 @@ def save_remembering_figure(run_dirs: Sequence[str], out_path: str,
                              figsize=(2.2 + 2.2 * len(run_dirs), 2.5 + 1.6 * len(z_indices)))
     for ax, run_dir in zip(axes[0], run_dirs):
         mosaic, classes, tasks = remembering_mosaic(run_dir, z_indices, pad)
-        ax.imshow(mosaic[..., 0] if mosaic.shape[-1] == 1 else mosaic, cmap="gray",
-                  vmin=0, vmax=255, interpolation="nearest")
-        cell_w = mosaic.shape[1] / len(tasks)
-        ax.set_xticks([(i + 0.5) * cell_w for i in range(len(tasks))],
-                      [str(t) for t in tasks], fontsize=7)
-        block_h = (mosaic.shape[0] + 4 * pad) / len(z_indices)  # blocks + their gaps
-        cell_h = (block_h - 4 * pad) / len(classes)
-        names = class_labels(run_dir, classes)
-        ax.set_yticks([k * block_h + (i + 0.5) * cell_h for k in range(len(z_indices))
-                       for i in range(len(classes))], names * len(z_indices), fontsize=7)
+        _show(ax, mosaic, class_labels(run_dir, classes), [str(t) for t in tasks], pad,
+              blocks=len(z_indices), gap=4 * pad)
         ax.set_xlabel("after task")
         ax.set_title(_run_title(run_dir), fontsize=9)
     axes[0][0].set_ylabel("class (one block per latent vector)")
@@ -153,10 +238,11 @@ def save_remembering_figure(run_dirs: Sequence[str], out_path: str,
     return _save_matplotlib(fig, out_path)
 
 
-def _save_matplotlib(fig, out_path: str) -> str:
+def _save_matplotlib(fig, out_path: str, dpi: int = 150, tight: bool = False) -> str:
+    """Writes a figure atomically; `tight` crops it to what is drawn (labels included)."""
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     tmp = f"{out_path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=150)
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight" if tight else None)
     plt.close(fig)
     os.replace(tmp, out_path)
     return out_path
@@ -174,19 +260,35 @@ def sample_frames(run_dir: str) -> list[tuple[int, int, dict[int, str]]]:
     return [(t, i, frames[(t, i)]) for t, i in sorted(frames)]
 
 
+GIF_CAPTION = 12  # pixels above each class grid of a GIF frame for its class label
+
+
+def gif_class_captions(run_dir: str, classes: Sequence[int]) -> dict[int, str]:
+    """The label over each class grid of the GIF: "class c", or the class's name where it
+    has one ("bedroom", "Trouser")."""
+    try:
+        names = class_labels(run_dir, classes)
+    except snapshots.SnapshotError:  # samples without a readable config: the ids
+        names = [str(c) for c in classes]
+    return {c: f"class {c}" if name == str(c) else name for c, name in zip(classes, names)}
+
+
 def _gif_frame(task: int, iteration: int, grids: dict[int, str], slots: list[int],
-               cols: int, cell: int, mode: str, header: int = 14,
-               gap: int = 4) -> Image.Image:
-    """One GIF frame: the class grids in their slots under a "task T  iter I" line."""
-    rows, step = -(-len(slots) // cols), cell + gap
-    frame = Image.new(mode, (cols * step - gap, header + rows * step - gap))
+               cols: int, cell: int, mode: str, captions: dict[int, str],
+               header: int = 14, gap: int = 4) -> Image.Image:
+    """One GIF frame: the class grids in their slots, each under its caption, below a
+    "task T  iter I" line."""
+    rows, step_x, step_y = -(-len(slots) // cols), cell + gap, GIF_CAPTION + cell + gap
+    frame = Image.new(mode, (cols * step_x - gap, header + rows * step_y - gap))
+    draw = ImageDraw.Draw(frame)
+    white = 255 if mode == "L" else (255, 255, 255)
     for cls, path in grids.items():
         r, c = divmod(slots.index(cls), cols)
         with Image.open(path) as grid:
             tile = grid.convert(mode).resize((cell, cell), Image.BILINEAR)
-        frame.paste(tile, (c * step, header + r * step))
-    white = 255 if mode == "L" else (255, 255, 255)
-    ImageDraw.Draw(frame).text((4, 2), f"task {task}  iter {iteration}", fill=white)
+        frame.paste(tile, (c * step_x, header + r * step_y + GIF_CAPTION))
+        draw.text((c * step_x + 2, header + r * step_y), captions.get(cls, str(cls)), fill=white)
+    draw.text((4, 2), f"task {task}  iter {iteration}", fill=white)
     return frame
 
 
@@ -202,7 +304,8 @@ def save_training_gif(run_dir: str, out_path: str, cell: int = 160, max_cols: in
       duration_ms: display time of each frame.
 
     Returns:
-      `out_path`; the GIF has one frame per (task, iteration) with sample grids.
+      `out_path`; the GIF has one frame per (task, iteration) with sample grids, each
+      grid under its class label (`gif_class_captions`).
     """
     frames = sample_frames(run_dir)
     if not frames:
@@ -216,7 +319,9 @@ def save_training_gif(run_dir: str, out_path: str, cell: int = 160, max_cols: in
     cols = min(max_cols, len(slots))
     with Image.open(next(iter(frames[0][2].values()))) as probe:
         mode = "L" if probe.mode == "L" else "RGB"
-    images = (_gif_frame(t, i, grids, slots, cols, cell, mode) for t, i, grids in frames)
+    captions = gif_class_captions(run_dir, slots)
+    images = (_gif_frame(t, i, grids, slots, cols, cell, mode, captions)
+              for t, i, grids in frames)
     first = next(images)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     tmp = f"{out_path}.tmp-{os.getpid()}.gif"
@@ -316,19 +421,18 @@ def make_figures(run_dirs: Sequence[str], out_dir: str, num_z: int = 10,
     """Every figure of the runs; returns {"figure3": [...], "mosaic": [...],
     "remembering": [...], "evolution": [...], "gif": [...]} with the paths written.
 
-    Per run: Figure 3, its remembering mosaic as a plain PNG (`<run>_mosaic.png`) and the
-    training GIF (`gif=False` skips it); for all runs: `remembering.png` (Fig. 5) and, with
+    Per run: Figure 3 (`<run>_figure3.png`) and its remembering mosaic
+    (`<run>_mosaic.png`) as labelled PNGs (`save_figure3`, `save_mosaic`), and the training
+    GIF (`gif=False` skips it); for all runs: `remembering.png` (Fig. 5) and, with
     `evolution_class` not None, `evolution_class_<c>.png` (Fig. 7).
     """
     written: dict[str, list[str]] = {k: [] for k in
                                      ("figure3", "mosaic", "remembering", "evolution", "gif")}
     for run_dir, name in zip(run_dirs, _unique_names(run_dirs)):
-        path = os.path.join(out_dir, f"{name}_figure3.png")
-        image_lib.save_png(figure3_grid(run_dir, num_z), path)
-        written["figure3"].append(path)
-        path = os.path.join(out_dir, f"{name}_mosaic.png")
-        image_lib.save_png(remembering_mosaic(run_dir, mosaic_z)[0], path)
-        written["mosaic"].append(path)
+        written["figure3"].append(
+            save_figure3(run_dir, os.path.join(out_dir, f"{name}_figure3.png"), num_z))
+        written["mosaic"].append(
+            save_mosaic(run_dir, os.path.join(out_dir, f"{name}_mosaic.png"), mosaic_z))
         if gif:
             path = os.path.join(out_dir, f"{name}_training.gif")
             written["gif"].append(save_training_gif(run_dir, path))

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from tensorboard.plugins.hparams import api as hparams_api
 
 from mergan_tf import images as image_lib
 from mergan_tf import distribute, export, layers, losses, runlock, sampling, snapshots
@@ -56,6 +57,38 @@ class CheckpointWriteError(OSError):
     """A training-state checkpoint could not be written (disk full, directory gone)."""
 
 
+# Scalars the TensorBoard HParams table shows beside each run's configuration.
+HPARAMS_METRICS = ("loss/critic/total", "loss/critic/wasserstein", "loss/gen/total",
+                   "acc/critic/ac_real", "perf/iters_per_sec")
+
+
+def run_hparams(cfg: RunConfig) -> dict[str, bool | int | float | str]:
+    """The configuration's scalar fields as HParams: dotted names (`method.name`,
+    `method.ra_factor`, `train.mixed_precision`, `data.dataset`, `model.dim`, ...), lists
+    as comma-separated strings, `tasks` (their count); unset (None) fields are left out."""
+    flat: dict[str, bool | int | float | str] = {"tasks": len(cfg.classes)}
+
+    def add(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                add(f"{prefix}.{key}" if prefix else key, item)
+        elif isinstance(value, (list, tuple)):
+            if value:
+                flat[prefix] = ",".join(str(v) for v in value)
+        elif value is not None:
+            flat[prefix] = value
+
+    add("", cfg.to_dict())
+    return flat
+
+
+def hparams_metrics(cfg: RunConfig) -> list[str]:
+    """The scalar tags of the HParams table: losses, rate, and (with eval_every) the
+    accuracy of every class of the sequence."""
+    forgetting = [f"forgetting/class_{c}" for c in cfg.classes] if cfg.output.eval_every else []
+    return list(HPARAMS_METRICS) + forgetting
+
+
 class ScalarLog:
     """Scalars to TensorBoard and to a long-format CSV (step, task, iteration, key, value)."""
 
@@ -80,6 +113,19 @@ class ScalarLog:
                 tf.summary.scalar(key, value)
                 self._csv.writerow([step, task, iteration, key, f"{value:.6g}"])
         self._file.flush()
+
+    def run_config(self, cfg: RunConfig, step: int = 0) -> None:
+        """The run's configuration for TensorBoard: the HParams plugin's experiment and
+        session (`run_hparams`; runs compared by method, ra_factor, precision, ...) and the
+        config JSON as a text summary. Written at every start; a resumed run writes it
+        again, with the same values."""
+        with self.writer.as_default(step=step):
+            hparams_api.hparams_config(
+                hparams=[hparams_api.HParam(name) for name in sorted(run_hparams(cfg))],
+                metrics=[hparams_api.Metric(tag) for tag in hparams_metrics(cfg)])
+            hparams_api.hparams(run_hparams(cfg))
+            tf.summary.text("config", f"```json\n{cfg.to_json()}\n```")
+        self.writer.flush()
 
     def image(self, step: int, name: str, grid_uint8: np.ndarray) -> None:
         with self.writer.as_default(step=step):
@@ -341,6 +387,7 @@ class Trainer:
                 _write_text(os.path.join(self.run_dir, "config.json"), self.cfg.to_json())
             try:
                 first, task, iteration = self._starting_point(resume, start_from_task)
+                self.log.run_config(self.cfg, int(self.global_step.numpy()))
                 for t in range(first, len(self.tasks)):
                     self.train_task(t, task if t == first else None, iteration if t == first else 0)
             finally:
@@ -355,6 +402,7 @@ class Trainer:
             self._after_iteration(task, iteration, terms)
         self.method.after_task(self, task_index)
         self.write_snapshot(task_index, self.cfg.train.iters - 1)
+        logging.info("%s", task.progress.summary(task.last_values, task.accuracy))
         # Memory at the end of every task: it must not grow with the learned classes
         # beyond the replay tensors (benchmarks/memory.py).
         memory = resident_memory_mb()
@@ -503,21 +551,24 @@ class Trainer:
 
     def _after_iteration(self, task: "TaskState", iteration: int, terms) -> None:
         self._check_finite(task, iteration, terms)
+        task.progress.tick(iteration)
         out = self.cfg.output
         last = iteration == self.cfg.train.iters - 1
         if iteration < 10 or iteration % out.log_every == 0 or last:
             step = int(self.global_step.numpy())
             values = {k: float(v) for k, v in terms.items()}
-            values["perf/iters_per_sec"] = task.progress.rate(iteration)
+            values["perf/iters_per_sec"] = task.progress.rate()
             self.log.scalars(step, self.snapshot_number(task.index), iteration, values)
             task.progress.report(iteration, values)
+            task.last_values = values
         if should_sample(iteration, out.sample_every) or last:
             self.write_class_grids(task.index, iteration)
         if iteration % out.checkpoint_every == 0:
             self._save_checkpoint(task, iteration)
         if self.monitor is not None and out.eval_every and (iteration % out.eval_every == 0 or last):
-            self.monitor(self.method.sampler(self), self.learned_classes(task.index), int(self.global_step.numpy()),
-                         self.snapshot_number(task.index), iteration, self.log)
+            task.accuracy = self.monitor(
+                self.method.sampler(self), self.learned_classes(task.index),
+                int(self.global_step.numpy()), self.snapshot_number(task.index), iteration, self.log)
 
 
 @dataclasses.dataclass
@@ -529,34 +580,117 @@ class TaskState:
     batches: Iterator
     checkpoint: tf.train.CheckpointManager
     progress: "Progress"
+    last_values: dict = dataclasses.field(default_factory=dict)  # the last logged scalars
+    accuracy: Optional[dict] = None  # the forgetting monitor's last per-class accuracy
 
 
 class Progress:
-    """A log line with rate and ETA, every ~10 seconds and at the end of a task."""
+    """Rate, ETA and log lines of one task: every ~10 seconds, and a summary at its end.
 
-    def __init__(self, task_index: int, num_tasks: int, classes: tuple[int, ...], iters: int):
+    The first `warmup` iterations of a task trace its compiled steps (and the grids' and
+    the monitor's functions), which takes up to a minute; the rate and the ETA are measured
+    after them (the steady rate), so the ETA does not start inflated. Until then the ETA is
+    unknown ("?"). Future tasks trace again: the ETA adds this task's tracing overhead for
+    each of them.
+
+    Args:
+      task_index: 0-based index of the task.
+      num_tasks: tasks in the run.
+      classes: the task's classes.
+      iters: iterations per task.
+      clock: seconds as a float (`time.monotonic`; tests pass a fake clock).
+      warmup: iterations at the start of the task excluded from the steady rate.
+    """
+
+    WARMUP_ITERS = 10
+
+    def __init__(self, task_index: int, num_tasks: int, classes: tuple[int, ...], iters: int,
+                 clock: Callable[[], float] = time.monotonic, warmup: int = WARMUP_ITERS):
         self.task_index, self.num_tasks, self.iters = task_index, num_tasks, iters
         self.classes = ",".join(str(c) for c in classes)
-        self.start = time.time()
-        self.last_report = 0.0
+        self.clock, self.warmup = clock, max(1, warmup)
+        self.start = clock()
+        self.last_report = -float("inf")
+        self._first: Optional[int] = None  # first timed iteration (> 0 in a resumed task)
+        self._steady: Optional[tuple[int, float]] = None  # (iteration, time) after warm-up
+        self._last: Optional[tuple[int, float]] = None
 
-    def rate(self, iteration: int) -> float:
-        """Outer iterations per second since the task started."""
-        return (iteration + 1) / max(time.time() - self.start, 1e-9)
+    def tick(self, iteration: int) -> None:
+        """Records that `iteration` has just finished."""
+        now = self.clock()
+        if self._first is None:
+            self._first = iteration
+        if self._steady is None and iteration - self._first + 1 >= self.warmup:
+            self._steady = (iteration, now)
+        self._last = (iteration, now)
+
+    def elapsed(self) -> float:
+        """Seconds from the task's start to its last finished iteration."""
+        return (self._last[1] if self._last else self.clock()) - self.start
+
+    def steady_rate(self) -> Optional[float]:
+        """Iterations per second after the warm-up, or None before two points exist."""
+        if self._steady is None or self._last[0] <= self._steady[0]:
+            return None
+        return (self._last[0] - self._steady[0]) / max(self._last[1] - self._steady[1], 1e-9)
+
+    def rate(self) -> float:
+        """The steady rate, or before it exists the rate since the task started."""
+        steady = self.steady_rate()
+        if steady is not None:
+            return steady
+        done = 0 if self._last is None else self._last[0] - self._first + 1
+        return done / max(self.elapsed(), 1e-9)
+
+    def tracing_seconds(self) -> float:
+        """How much longer the warm-up iterations took than steady ones (0 if unknown)."""
+        rate = self.steady_rate()
+        if rate is None:
+            return 0.0
+        warm = self._steady[0] - self._first + 1
+        return max(0.0, self._steady[1] - self.start - warm / rate)
+
+    def eta(self) -> float:
+        """Seconds left in the run: the remaining iterations at the steady rate plus this
+        task's tracing overhead for every later task; inf before the steady rate exists."""
+        rate = self.steady_rate()
+        if rate is None:
+            return float("inf")
+        last = self._last[0]
+        later_tasks = self.num_tasks - self.task_index - 1
+        remaining = (self.iters - last - 1) + later_tasks * self.iters
+        return remaining / rate + later_tasks * self.tracing_seconds()
 
     def report(self, iteration: int, values: dict[str, float]) -> None:
-        now = time.time()
+        """A progress line through absl logging, every ~10 s and at the task's end."""
+        now = self.clock()
         if now - self.last_report < 10 and iteration != self.iters - 1:
             return
         self.last_report = now
-        rate = self.rate(iteration)
-        remaining = (self.iters - iteration - 1) + (self.num_tasks - self.task_index - 1) * self.iters
-        eta = remaining / rate if rate > 0 else float("inf")
         logging.info(
             "task %d/%d (class %s) iter %d/%d | %.2f it/s | ETA %s | D %.3f G %s",
-            self.task_index + 1, self.num_tasks, self.classes, iteration, self.iters, rate,
-            _fmt_seconds(eta), values.get("loss/critic/total", float("nan")),
+            self.task_index + 1, self.num_tasks, self.classes, iteration, self.iters, self.rate(),
+            _fmt_seconds(self.eta()), values.get("loss/critic/total", float("nan")),
             f"{values['loss/gen/total']:.3f}" if "loss/gen/total" in values else "-")
+
+    def summary(self, values: dict[str, float], accuracy: Optional[dict[int, float]] = None) -> str:
+        """One line on the finished task: time, steady rate, tracing, final losses and,
+        when the forgetting monitor ran, the last accuracy of every learned class."""
+        done = 0 if self._last is None else self._last[0] - self._first + 1
+        steady = self.steady_rate()
+        parts = [f"task {self.task_index + 1}/{self.num_tasks} (class {self.classes}) done: "
+                 f"{done} iterations in {_fmt_seconds(self.elapsed())}, "
+                 + (f"{steady:.2f} it/s after {_fmt_seconds(self.tracing_seconds())} of tracing"
+                    if steady is not None else f"{self.rate():.2f} it/s")]
+        losses = [f"{name} {values[key]:.4f}" for name, key in (
+            ("D", "loss/critic/total"), ("G", "loss/gen/total"),
+            ("W", "loss/critic/wasserstein"), ("AC acc", "acc/critic/ac_real")) if key in values]
+        if losses:
+            parts.append("final " + ", ".join(losses))
+        if accuracy:
+            per_class = ", ".join(f"{c}: {a:.1f}%" for c, a in sorted(accuracy.items()))
+            parts.append(f"accuracy {per_class} (mean {np.mean(list(accuracy.values())):.1f}%)")
+        return " | ".join(parts)
 
 
 def _fmt_seconds(s: float) -> str:
@@ -579,8 +713,9 @@ def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
     run_dir = cfg.out_dir
     if os.path.exists(os.path.join(run_dir, "config.json")) and not overwrite:
         raise FileExistsError(
-            f"{run_dir} already holds a run (config.json exists); pass --overwrite to replace "
-            f"it or choose another --out_dir")
+            f"{run_dir} already holds a run (config.json exists); pass --resume to continue "
+            f"it from its latest checkpoint or task snapshot, --overwrite to replace it, or "
+            f"choose another --out_dir")
     if overwrite and os.path.isdir(run_dir):
         runlock.check_free(run_dir)  # never delete the outputs of a live run
         for sub in ("samples", "snapshots", "checkpoints", "tensorboard", "export", "debug"):

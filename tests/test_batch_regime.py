@@ -227,6 +227,17 @@ def test_jt_export_samples_a_class_in_mixed_batches(jt_run):
     assert np.abs(one_class.astype(int) - got.astype(int)).max() > 0  # the regime matters
 
 
+def test_jt_serving_default_samples_in_mixed_batches(jt_run):
+    _, _, run_dir = jt_run
+    loaded = tf.saved_model.load(os.path.join(run_dir, "export", "task_03"))
+    z = loaded.noise(8, 5)
+    labels = tf.constant([1] * 5 + [2] * 3, tf.int32)
+    got = loaded.signatures["serving_default"](z=z, labels=labels)["images"].numpy()
+    np.testing.assert_array_equal(got, loaded.sample_mixed(z, labels).numpy())
+    per_class = loaded.sample_per_class(z, labels).numpy()
+    assert np.abs(per_class.astype(int) - got.astype(int)).max() > 0  # the regime matters
+
+
 def test_sequential_export_samples_one_class_per_batch(tmp_path, mnist_data):
     from tiny_run import train_two_tasks
     trainer, _ = train_two_tasks("sft", mnist_data, tmp_path / "sft")

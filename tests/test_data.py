@@ -378,6 +378,23 @@ def test_missing_and_empty_data_dir(tmp_path):
                           verbose=False)
 
 
+def test_svhn_without_data_names_the_mat_files_and_their_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("MERGAN_OFFLINE", "1")
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))  # nothing prepared
+    (tmp_path / "empty").mkdir()
+    for kwargs in ({}, {"data_dir": str(tmp_path / "empty")}, {"data_dir": str(tmp_path / "no")}):
+        with pytest.raises(DataError) as e:
+            data.load_dataset("svhn", verbose=False, **kwargs)
+        message = str(e.value)
+        for part in ("train_32x32.mat", "test_32x32.mat", "http://ufldl.stanford.edu/housenumbers/",
+                     "Cropped Digits"):
+            assert part in message, (kwargs, message)
+        assert "IDX" not in message, (kwargs, message)
+    with pytest.raises(DataError) as e:  # MNIST keeps its IDX advice
+        data.load_dataset("mnist", data_dir=str(tmp_path / "no"), verbose=False)
+    assert "IDX" in str(e.value) and ".mat" not in str(e.value)
+
+
 def test_missing_test_label_file_is_named(tmp_path):
     write_mnist_dir(tmp_path)
     os.remove(tmp_path / "t10k-labels-idx1-ubyte.gz")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from mergan_tf import configs, export, images, snapshots
+from mergan_tf import configs, export, figures, images, snapshots
 from mergan_tf.trainer import Trainer, prepare_run_dir, should_sample
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,6 +62,17 @@ for name, args in bad.items():
         result["errors"][name] = None
     except Exception as e:  # the type and message a user sees
         result["errors"][name] = [type(e).__name__, str(e)[:600]]
+result["signatures"] = sorted(m.signatures)
+serve = m.signatures["serving_default"]
+arrays["serving"] = serve(z=tf.constant(z), labels=tf.constant(labels))["images"].numpy()
+unlearned = tf.constant(np.where(labels == 1, 7, labels).astype(np.int32))
+try:
+    serve(z=tf.constant(z), labels=unlearned)
+    result["errors"]["serving_unlearned"] = None
+except Exception as e:
+    result["errors"]["serving_unlearned"] = [type(e).__name__, str(e)[:600]]
+arrays["any_label"] = m.signatures["sample_any_label"](
+    z=tf.constant(z), labels=unlearned)["images"].numpy()
 np.savez(os.path.join(out, "loaded.npz"), **arrays)
 with open(os.path.join(out, "loaded.json"), "w") as f:
     json.dump(result, f)
@@ -237,6 +248,71 @@ def test_signature_rejects_wrong_dtypes_and_shapes(loaded):
     assert "labels must be in [0, 10)" in errors["label_out_of_range"][1]
 
 
+def test_serving_default_samples_learned_classes_per_class(loaded, generator, request_inputs):
+    info, arrays = loaded
+    assert info["signatures"] == ["sample_any_label", "serving_default"]
+    z, labels = request_inputs
+    assert arrays["serving"].dtype == np.uint8
+    # A sequential run's regime: each class its own batch.
+    assert max_diff(arrays["serving"], per_class_reference(generator, z, labels)) <= 1
+    kind, message = info["errors"]["serving_unlearned"]
+    assert kind == "InvalidArgumentError"
+    assert "labels must be classes this snapshot has learned after task 2: [0, 1]" in message
+    assert "sample_any_label" in message and "[7]" in message
+    # Deliberately: slot 7 (never trained) through sample_any_label, one batch per class.
+    any_labels = np.where(labels == 1, 7, labels).astype(np.int32)
+    assert max_diff(arrays["any_label"], per_class_reference(generator, z, any_labels)) <= 1
+
+
+def test_saved_model_cli_runs_serving_default(exported, generator, request_inputs, tmp_path):
+    z, labels = request_inputs
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "labels.npy", labels)
+    cli = ["-m", "tensorflow.python.tools.saved_model_cli", "run", "--dir", exported,
+           "--tag_set", "serve", "--signature_def", "serving_default"]
+    run(cli + ["--inputs", "z=z.npy;labels=labels.npy", "--outdir", "out"], cwd=tmp_path)
+    images = np.load(tmp_path / "out" / "images.npy")
+    assert images.shape == (len(labels), 32, 32, 1) and images.dtype == np.uint8
+    assert max_diff(images, per_class_reference(generator, z, labels)) <= 1
+    proc = subprocess.run([sys.executable] + cli + ["--inputs", "z=z.npy", "--input_exprs",
+                                                    f"labels={[7] + [0] * (len(z) - 1)}"],
+                          cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0
+    assert "labels must be classes this snapshot has learned after task 2: [0, 1]" in proc.stderr
+
+
+def test_tfsm_layer_calls_serving_default(exported, generator, request_inputs):
+    import keras
+    import tensorflow as tf
+    z, labels = request_inputs
+    layer = keras.layers.TFSMLayer(exported, call_endpoint="serving_default")
+    images = layer({"z": tf.constant(z), "labels": tf.constant(labels)})["images"].numpy()
+    assert max_diff(images, per_class_reference(generator, z, labels)) <= 1
+
+
+def old_style_export(run_dir, task, path):
+    """An export as written before serving_default existed: the same sampler without the
+    two serving functions, saved without signatures."""
+    import tensorflow as tf
+    sampler = export.build_sampler(run_dir, task)
+    del sampler.serving_default, sampler.sample_any_label
+    tf.saved_model.save(sampler, path)
+    return path
+
+
+def test_exports_without_serving_default_still_sample(run_dir, generator, tmp_path):
+    import tensorflow as tf
+    old = old_style_export(run_dir, len(CLASSES), str(tmp_path / "old_export"))
+    loaded = tf.saved_model.load(old)
+    assert not hasattr(loaded, "serving_default") and "serving_default" not in loaded.signatures
+    run([os.path.join(ROOT, "scripts", "sample.py"), "--saved_model", old, "--n", "4",
+         "--out", "old.npz"], cwd=tmp_path, isolated=True)
+    d = np.load(tmp_path / "old.npz")
+    np.testing.assert_array_equal(d["labels"], np.repeat(np.int32(CLASSES), 4))
+    assert max_diff(d["images"], per_class_reference(generator, d["z"], d["labels"])) <= 1
+
+
 @pytest.mark.parametrize("how", ["script", "module_copied_alone"])
 def test_sample_script_writes_grid_and_arrays(how, exported, generator, python_without_project,
                                               tmp_path):
@@ -265,20 +341,61 @@ def test_make_figures_script(run_dir, tmp_path):
     stdout = run([os.path.join(ROOT, "scripts", "make_figures.py"), run_dir, run_dir,
                   "--out_dir", str(out), "--num_z", "4"], cwd=tmp_path)
     name = os.path.basename(run_dir)
-    fig3 = np.asarray(Image.open(out / f"{name}_figure3.png"))
-    assert fig3.shape == (2 * 32 + 2, 4 * 32 + 3 * 2)
+    fig3 = figures.figure3_grid(run_dir, num_z=4)
+    assert fig3.shape == (2 * 32 + 2, 4 * 32 + 3 * 2, 1)
     # Row c is the first row of the class-c grid written at the last training iteration.
     for i, c in enumerate(CLASSES):
         last_grid = os.path.join(run_dir, "samples", f"Task_2_Iter_{ITERS - 1}_{c}.png")
         grid = np.asarray(Image.open(last_grid))
         for k in range(4):
-            tile = fig3[i * 34:i * 34 + 32, k * 34:k * 34 + 32]
+            tile = fig3[i * 34:i * 34 + 32, k * 34:k * 34 + 32, 0]
             assert max_diff(tile, grid[:32, k * 32:(k + 1) * 32]) <= 1
+    # The files are the grids with labels around them (title, class names, columns).
+    mosaic = figures.remembering_mosaic(run_dir)[0]
+    for path, raw in ((out / f"{name}_figure3.png", fig3), (out / f"{name}_mosaic.png", mosaic)):
+        width, height = Image.open(path).size
+        assert width > raw.shape[1] + 30 and height > raw.shape[0] + 30, (path, width, height)
     assert Image.open(out / "remembering.png").size[0] > 200
     gif = Image.open(out / f"{name}_training.gif")
     iters_sampled = sum(should_sample(i, 1) or i == ITERS - 1 for i in range(ITERS))
     assert sum(1 for _ in ImageSequence.Iterator(gif)) == len(CLASSES) * iters_sampled
-    assert stdout.count("gif:") == 2 and "remembering:" in stdout
+    for kind in ("figure3", "mosaic", "gif"):
+        assert stdout.count(f"{kind}: ") == 2, stdout
+    assert f"figure3: {out / name}_figure3.png" in stdout and "remembering:" in stdout
+
+
+def test_plot_forgetting_script_prints_the_file_it_wrote(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "forgetting.csv").write_text(
+        "global_step,task,iteration,class,accuracy\n1,1,0,0,50.00\n2,1,1,0,90.00\n"
+        "3,2,0,0,80.00\n3,2,0,1,10.00\n")
+    stdout = run([os.path.join(ROOT, "scripts", "plot_forgetting.py"), str(run_dir),
+                  "--out", "curves.png"], cwd=tmp_path)
+    assert stdout.strip() == "written: curves.png"
+    assert Image.open(tmp_path / "curves.png").size[0] > 100
+
+
+def test_figure_labels_name_classes_tasks_and_method(run_dir):
+    labels = figures.figure3_labels(run_dir, num_z=4)
+    assert labels["rows"] == ["0", "1"] and labels["columns"] == ["z0", "z1", "z2", "z3"]
+    assert labels["title"] == f"RA ({os.path.basename(run_dir)}): after task 2"
+    labels = figures.mosaic_labels(run_dir, [0, 1], [1, 2])
+    assert labels["columns"] == ["after task 1", "after task 2"]
+    assert labels["rows"] == ["0", "1"] and labels["title"].startswith("RA (")
+    assert figures.gif_class_captions(run_dir, [1, 0]) == {1: "class 1", 0: "class 0"}
+
+
+def test_gif_frames_label_each_class_grid(run_dir, tmp_path):
+    path = figures.save_training_gif(run_dir, str(tmp_path / "t.gif"), cell=64)
+    last = [f.convert("L") for f in ImageSequence.Iterator(Image.open(path))][-1]
+    frame = np.asarray(last)  # task 2: both classes
+    header, caption, gap = 14, figures.GIF_CAPTION, 4
+    assert frame.shape == (header + caption + 64, 2 * (64 + gap) - gap)
+    for slot in range(2):  # text in each caption strip, above the grid
+        strip = frame[header:header + caption, slot * (64 + gap):slot * (64 + gap) + 64]
+        # Light text on black (the GIF palette turns 255 into ~250), not grid pixels.
+        assert strip.max() > 200 and np.mean(strip == 0) > 0.6, slot
 
 
 def test_export_snapshot_replaces_atomically_and_keeps_random_state(run_dir, tmp_path):

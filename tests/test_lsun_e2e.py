@@ -141,7 +141,9 @@ def test_tiny_lsun_run_through_table2_and_mosaics(lsun_dir, evaluator_dir, tmp_p
     # Figure 5 (rows = categories, columns = after each task, same z) and Figure 7.
     written = figures.make_figures([run_dir], str(tmp_path / "figures"), num_z=2,
                                    mosaic_z=(0, 1), evolution_class=0, gif=False)
-    mosaic = np.asarray(Image.open(written["mosaic"][0]))
+    mosaic = figures.remembering_mosaic(run_dir, (0, 1))[0]
+    assert Image.open(written["mosaic"][0]).size[0] > mosaic.shape[1]  # labelled
+    assert figures.mosaic_labels(run_dir, [0, 1], [1, 2])["rows"] == CATEGORIES
     # 2 blocks (z) of 2 rows x 2 columns of 64-pixel tiles, 2-pixel padding, 8-pixel gap.
     assert mosaic.shape == (2 * (2 * 64 + 2) + 8, 2 * 64 + 2, 3)
     assert (mosaic[66:130, :64] == 96).all()      # tower after task 1: not learned yet

@@ -128,6 +128,7 @@ def test_existing_run_directory_is_not_overwritten(tmp_path):
     cfg = tiny_config("sft", tmp_path)
     prepare_run_dir(cfg)
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(FileExistsError, match="--overwrite") as e:
         prepare_run_dir(cfg)
+    assert "pass --resume to continue it" in str(e.value)
     assert (tmp_path / "config.json").read_text() == "{}"

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mergan_tf import paths
 from mergan_tf.data import to_model_range
 
 ARCHITECTURES = ("mlp", "svhn_conv", "cnn", "vgg16", "vgg_small")
@@ -54,8 +55,10 @@ TRAIN_COMMAND = "python scripts/train_classifier.py --dataset {dataset}"
 
 
 def default_dir(dataset):
-    """Where an evaluator for `dataset` is stored by default."""
-    return os.path.join("checkpoints", "classifiers", dataset)
+    """Where an evaluator for `dataset` is stored by default: the absolute
+    `<checkpoints>/classifiers/<dataset>` (`paths.checkpoints_dir()`: $MERGAN_CHECKPOINTS,
+    else the project's checkpoints/), the same from any working directory."""
+    return os.path.join(paths.checkpoints_dir(), "classifiers", dataset)
 
 
 class EvaluatorError(ValueError):
@@ -363,12 +366,17 @@ def save_classifier(model, directory, metadata):
 
 
 def _missing_message(directory, dataset):
-    """Explains how to create a missing evaluator."""
+    """Explains where the evaluator was looked for and how to create it."""
     dataset = dataset or os.path.basename(os.path.normpath(directory)) or "DATASET"
     command = TRAIN_COMMAND.format(dataset=dataset)
-    if os.path.normpath(directory) != os.path.normpath(default_dir(dataset)):
+    where = os.path.abspath(directory)
+    if where == os.path.abspath(default_dir(dataset)):
+        origin = f"the default evaluator directory: {paths.describe_checkpoints()}"
+    else:
+        origin = "the directory given"
         command += f" --out_dir {directory}"
-    return f"No evaluator classifier in {directory!r}; make one with `{command}`."
+    return (f"No evaluator classifier in {where!r} ({origin}; expected {MODEL_FILE} and "
+            f"{METADATA_FILE}); make one with `{command}`.")
 
 
 def _read_metadata(directory, dataset):
