@@ -121,7 +121,7 @@ def test_ewc_sweep_runs_and_table(tmp_path):
     assert text.count("\n|") == 4  # header, rule, two rows
 
 
-def test_collect_results_of_a_finished_campaign(tmp_path, mnist_data, loggedpatch):
+def test_collect_results_of_a_finished_campaign(tmp_path, mnist_data):
     base = tiny("sft", tmp_path / "runs")
     table1.train_run(base, mnist_data)
     jt = tiny("jt", tmp_path / "runs")

@@ -33,7 +33,7 @@ def test_figure3_grid_rows_are_classes_columns_are_latent_vectors(run_dir):
     assert noise.shape == (100, 128)
     for row, c in enumerate(CLASSES):
         # Each class is generated as one batch of all 100 vectors, as the training grids.
-        expected = figures.class_images(generator, noise, c)[:4]
+        expected = figures.class_images(generator, noise, CLASSES, "class")[c][:4]
         for k in range(4):
             tile = grid[row * 34:row * 34 + 32, k * 34:k * 34 + 32]
             np.testing.assert_array_equal(tile, expected[k])
