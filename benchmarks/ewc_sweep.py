@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from mergan_tf import configs, data  # noqa: E402
+from mergan_tf import benchmark, configs, data  # noqa: E402
 from mergan_tf.evaluation import table1  # noqa: E402
 
 flags.DEFINE_string("dataset", "mnist", "Dataset preset.")
@@ -41,13 +41,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    if FLAGS.threads:
-        import tensorflow as tf  # noqa: PLC0415
-        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
-        logging.info("threads: intra-op %d, inter-op %d",
-                     tf.config.threading.get_intra_op_parallelism_threads(),
-                     tf.config.threading.get_inter_op_parallelism_threads())
+    benchmark.set_threads(FLAGS.threads)
     try:
         lambdas = [float(v) for v in FLAGS.lambdas]
         runs = table1.ewc_sweep_runs(FLAGS.dataset, FLAGS.tasks, FLAGS.iters,

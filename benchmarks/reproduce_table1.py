@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from mergan_tf import configs, data  # noqa: E402
+from mergan_tf import benchmark, configs, data  # noqa: E402
 from mergan_tf.evaluation import table1  # noqa: E402
 from mergan_tf.evaluation.monitor import forgetting_monitor  # noqa: E402
 
@@ -72,13 +72,7 @@ def planned_runs(out_root):
 
 def main(argv):
     del argv
-    if FLAGS.threads:
-        import tensorflow as tf  # noqa: PLC0415
-        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
-        logging.info("threads: intra-op %d, inter-op %d",
-                     tf.config.threading.get_intra_op_parallelism_threads(),
-                     tf.config.threading.get_inter_op_parallelism_threads())
+    benchmark.set_threads(FLAGS.threads)
     suffix = "" if FLAGS.mixed_precision == "none" else f"_{FLAGS.mixed_precision}"
     out_root = os.path.expanduser(
         FLAGS.out_root or f"runs/table1_{FLAGS.dataset}_t{FLAGS.tasks}_i{FLAGS.iters}{suffix}")

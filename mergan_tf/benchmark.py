@@ -130,3 +130,10 @@ def median_ms(fn, iters: int, warmup: int) -> float:
         np.asarray(fn())
         times.append(time.perf_counter() - start)
     return 1000.0 * float(np.median(times))
+
+
+def set_threads(n: int) -> None:
+    """TensorFlow intra- and inter-op threads (before any op runs); 0 keeps TF's default."""
+    if n:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
