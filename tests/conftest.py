@@ -7,7 +7,9 @@ os.environ.setdefault("MERGAN_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
-MNIST_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist"))
+# The real MNIST subset beside the project, or $MERGAN_MNIST_DIR (e.g. for a git worktree).
+MNIST_DIR = os.path.abspath(os.environ.get("MERGAN_MNIST_DIR") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "shared", "data", "mnist"))
 
 
 @pytest.fixture(scope="session")
