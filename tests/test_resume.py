@@ -2,7 +2,9 @@
 
 import csv
 import dataclasses
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,24 +95,63 @@ def test_resume_after_a_finished_task_and_start_from_task(mnist_data, tmp_path):
         Trainer(cfg, mnist_data)._starting_point(resume=False, start_from_task=7)
 
 
-def test_a_second_process_is_refused_and_stale_locks_are_taken_over(tmp_path):
-    lock = runlock.RunLock(str(tmp_path))
+HOLDER = ("import sys, time; sys.path.insert(0, sys.argv[1]); from mergan_tf import runlock; "
+          "runlock.RunLock(sys.argv[2]).acquire(); print('held', flush=True); time.sleep(120)")
+
+
+@pytest.fixture
+def lock_holder(tmp_path):
+    """A live process holding the lock of tmp_path/"run" (killed afterwards)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, ROOT, str(run)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "held"
+    yield str(run), proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_second_process_is_refused_and_stale_locks_are_taken_over(lock_holder, tmp_path):
+    run, holder = lock_holder
+    lock_text = open(os.path.join(run, ".lock")).read()
+    assert json.loads(lock_text)["pid"] == holder.pid
+    with pytest.raises(runlock.RunLockedError, match=f"in use by process {holder.pid}"):
+        runlock.RunLock(run).acquire()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    with pytest.raises(runlock.RunLockedError):
+        prepare_run_dir(tiny_config(run), overwrite=True)
+    assert (tmp_path / "run" / "config.json").read_text() == "{}"  # nothing deleted
+    # A copy of the run directory, lock included, is not held by the process.
+    copy = str(tmp_path / "copy")
+    shutil.copytree(run, copy)
+    with runlock.RunLock(copy):
+        assert json.loads(open(os.path.join(copy, ".lock")).read())["run_dir"] == os.path.realpath(copy)
+    holder.kill()
+    holder.wait()
+    with runlock.RunLock(run):  # its owner is gone: stale, taken over
+        assert json.loads(open(os.path.join(run, ".lock")).read())["pid"] == os.getpid()
+    assert not os.path.exists(os.path.join(run, ".lock"))
+
+
+@pytest.mark.parametrize("content", ["", "garbage", "-1", "0", '{"pid": "x"}', "unrelated",
+                                     "pid reused"])
+def test_stale_locks(content, tmp_path):
+    """Empty, unreadable or impossible locks, a plain pid of a process that is not a
+    mergan_tf command, and a JSON lock whose pid now belongs to another process."""
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (tmp_path / ".lock").write_text(str(sleeper.pid))
-        with pytest.raises(runlock.RunLockedError, match=f"in use by process {sleeper.pid}"):
-            lock.acquire()
-        cfg = tiny_config(tmp_path)
-        (tmp_path / "config.json").write_text("{}")
-        with pytest.raises(runlock.RunLockedError):
-            prepare_run_dir(cfg, overwrite=True)
-        assert (tmp_path / "config.json").read_text() == "{}"  # nothing deleted
+        if content == "unrelated":
+            content = str(sleeper.pid)
+        elif content == "pid reused":
+            content = json.dumps({"pid": sleeper.pid, "run_dir": str(tmp_path),
+                                  "start_time": (runlock.process_start_time(sleeper.pid) or 0) - 1})
+        (tmp_path / ".lock").write_text(content)
+        with runlock.RunLock(str(tmp_path)):
+            assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
     finally:
         sleeper.kill()
         sleeper.wait()
-    with lock:  # its owner is gone: stale, taken over
-        assert (tmp_path / ".lock").read_text() == str(os.getpid())
-    assert not (tmp_path / ".lock").exists()
 
 
 def test_nan_stops_with_the_term_named_and_keeps_the_last_checkpoint(mnist_data, tmp_path):
