@@ -35,7 +35,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("max_images_per_class", None, "LSUN: use only the first N images of "
                          "each category (release 100000).")
     flags.DEFINE_string("out_dir", None, "Run directory (default runs/<dataset>_<method>).")
-    flags.DEFINE_integer("seed", 0, "Seed of every random number of the run.")
+    flags.DEFINE_integer("seed", 0, "Seed of every random number of the run (0 .. 2**32-1).")
     flags.DEFINE_integer("sample_every", None, "Class grids every N iterations (release 200).")
     flags.DEFINE_integer("checkpoint_every", None, "Checkpoint every N iterations (release 4000).")
     flags.DEFINE_integer("log_every", None, "Scalars every N iterations (default 10).")
@@ -77,6 +77,9 @@ def _replace(section, **changes):
 def _parse_classes(values) -> tuple[int, ...] | None:
     if values is None:
         return None
+    if not values:  # "--classes=" is not "every class"
+        raise configs.ConfigError("--classes is empty; give the task order as class ids, e.g. "
+                                  "--classes 0,1,2, or leave the flag out for the preset's order")
     try:
         return tuple(int(v) for v in values)
     except ValueError as e:
@@ -105,6 +108,9 @@ def resume_config(f) -> configs.RunConfig:
 def config_from_flags(f) -> configs.RunConfig:
     """Builds and validates the RunConfig from parsed flags `f` (absl FLAGS or a namespace)."""
     cfg = configs.preset_config(f.dataset, f.method)
+    if getattr(f, "categories", None) == []:
+        raise configs.ConfigError("--categories is empty; give one LSUN category per task, e.g. "
+                                  "--categories bedroom,kitchen, or leave the flag out")
     categories = tuple(getattr(f, "categories", None) or cfg.data.categories)
     classes = _parse_classes(f.classes) or (tuple(range(len(categories))) if categories
                                             else cfg.classes)

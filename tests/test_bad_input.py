@@ -340,6 +340,14 @@ def test_channels_that_do_not_match_the_preset(mnist_data, tmp_path):
     (dict(classes=["-1", "4"]), ["--classes [-1] outside the dataset's labels", "0..9"]),
     (dict(classes=["3", "1", "3"]), ["--classes repeats a class: [3, 1, 3]",
                                      "each class is one task"]),
+    (dict(classes=[]), ["--classes is empty", "--classes 0,1,2", "leave the flag out"]),
+    (dict(ra_factor=float("inf")), ["--ra_factor must be a finite number in [0, inf), got inf"]),
+    (dict(acgan_scale=float("nan")), ["--acgan_scale must be a finite number", "got nan"]),
+    (dict(ewc_lambda=-1.0), ["--ewc_lambda must be a finite number in [0, inf), got -1"]),
+    (dict(min_evaluator_accuracy=150.0), ["--min_evaluator_accuracy must be a finite number "
+                                          "in [0, 100], got 150"]),
+    (dict(seed=2 ** 32), ["--seed must be an integer in [0, 4294967295]", "got 4294967296"]),
+    (dict(seed=-1), ["--seed must be an integer in [0, 4294967295]", "got -1"]),
 ], ids=lambda v: "-".join(f"{k}={v[k]}" for k in v) if isinstance(v, dict) else None)
 def test_bad_flag_values_name_the_problem_and_the_fix(flags, parts):
     """Every configuration error names the flag, the bad value and the valid choices."""
@@ -556,3 +564,14 @@ def test_export_of_a_missing_snapshot_keeps_earlier_exports(kind, parts, run_aft
             export.export_snapshot(run, 2 if kind.startswith("task 2") else 0)
     assert_says(str(e.value), *parts)
     assert_unchanged(before, run)  # no new or temporary export directory either
+
+
+def test_a_damaged_snapshot_description_is_a_clear_error(run_after_task_1, tmp_path):
+    run = copy_run(run_after_task_1, tmp_path / "run")
+    path = os.path.join(snapshots.snapshot_dir(run, 1), "snapshot.json")
+    with open(path, "w") as f:
+        f.write('{"task": 1, "clas')
+    with pytest.raises(snapshots.SnapshotError) as e:
+        snapshots.read_snapshot_info(run, 1)
+    assert_says(str(e.value), f"cannot read {path}", "restore it from a backup",
+                "train that task again")
