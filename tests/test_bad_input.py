@@ -566,6 +566,35 @@ def test_export_of_a_missing_snapshot_keeps_earlier_exports(kind, parts, run_aft
     assert_unchanged(before, run)  # no new or temporary export directory either
 
 
+@pytest.mark.parametrize("where", ["a user's folder", "RUN/export", "the run itself"])
+def test_export_out_dir_never_deletes_what_it_did_not_write(where, run_after_task_1, tmp_path):
+    run = copy_run(run_after_task_1, tmp_path / "run")
+    os.makedirs(os.path.join(run, "export", "task_02"))  # another task's export
+    with open(os.path.join(run, "export", "task_02", export.EXPORT_JSON), "w") as f:
+        f.write('{"task": 2}')
+    target = {"a user's folder": str(tmp_path / "mine"), "RUN/export": os.path.join(run, "export"),
+              "the run itself": run}[where]
+    os.makedirs(target, exist_ok=True)
+    with open(os.path.join(target, "results.txt"), "w") as f:
+        f.write("mine")
+    before = {"run": tree_state(run), "target": tree_state(target)}
+    with pytest.raises(export.ExportError) as e:
+        export.export_snapshot(run, 1, target)
+    fix = "holds a run (config.json)" if where == "the run itself" else "--overwrite"
+    assert_says(str(e.value), f"export directory {target}", fix)
+    assert_unchanged(before["run"], run)
+    assert_unchanged(before["target"], target)
+    if where == "the run itself":
+        with pytest.raises(export.ExportError):
+            export.export_snapshot(run, 1, target, overwrite=True)
+        assert_unchanged(before["run"], run)
+        return
+    export.export_snapshot(run, 1, target, overwrite=True)  # only the export's own files
+    assert_unchanged(before["target"], target,
+                     new_ok=("saved_model.pb", "fingerprint.pb", "variables/*", export.EXPORT_JSON))
+    assert export.read_export_metadata(target)["task"] == 1
+
+
 def test_a_damaged_snapshot_description_is_a_clear_error(run_after_task_1, tmp_path):
     run = copy_run(run_after_task_1, tmp_path / "run")
     path = os.path.join(snapshots.snapshot_dir(run, 1), "snapshot.json")
