@@ -1,15 +1,24 @@
 """Flag definitions and flag -> RunConfig resolution for `scripts/run_sequential.py`.
 
 Kept out of the script so the mapping from flags to configuration is importable and tested.
+Also `guarded(main)`: a command line's user errors become one message and a non-zero exit.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import sys
+from typing import Callable, Optional
 
 from absl import flags
 
 from mergan_tf import configs
+
+# Exit status of a run stopped by a signal (after its checkpoint): 128 + the signal number.
+INTERRUPTED_HELP = ("SIGTERM or SIGINT (Ctrl-C) stop the run after the current iteration with "
+                    "a checkpoint and exit with status 128 + the signal (143, 130); a second "
+                    "signal stops at once.")
 
 
 def define_flags() -> None:
@@ -56,7 +65,8 @@ def define_flags() -> None:
     flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exit.")
     flags.DEFINE_boolean("overwrite", False, "Replace the outputs of an existing run directory.")
     flags.DEFINE_boolean("resume", False, "Continue the run in --out_dir from its latest "
-                         "checkpoint or task snapshot, with its saved configuration.")
+                         "checkpoint or task snapshot, with its saved configuration. "
+                         + INTERRUPTED_HELP)
     flags.DEFINE_integer("start_from_task", None, "Continue the run in --out_dir after the "
                          "snapshot of this finished task (1-based), ignoring later outputs.")
     flags.DEFINE_enum("strategy", None, list(configs.STRATEGIES), "none: one device (default); "
@@ -67,6 +77,15 @@ def define_flags() -> None:
                       "bfloat16 on float32 weights (AVX512-BF16/AMX CPUs, recent GPUs).")
     flags.DEFINE_boolean("deterministic", False, "TF op determinism: a resumed run ends "
                          "bit-identical to an uninterrupted one (slower on some ops).")
+    define_debug_flag()
+
+
+def define_debug_flag() -> None:
+    """--debug: show the traceback of a user error instead of its one-line message."""
+    if "debug" not in flags.FLAGS:
+        flags.DEFINE_boolean("debug", False, "On an error, show its Python traceback instead "
+                             "of the one-line message.")
+
 
 
 def _replace(section, **changes):
@@ -143,3 +162,46 @@ def config_from_flags(f) -> configs.RunConfig:
                         evaluator_min_accuracy=f.min_evaluator_accuracy, export=f.export),
     )
     return configs.validate(cfg)
+
+
+def _user_error_types() -> tuple[type, ...]:
+    """The library's errors about input, files and state that a user can fix."""
+    from mergan_tf import data, export, runlock, snapshots, trainer  # noqa: PLC0415
+    from mergan_tf.evaluation import classifiers  # noqa: PLC0415
+    return (configs.ConfigError, data.DataError, snapshots.SnapshotError, export.ExportError,
+            runlock.RunLockedError, classifiers.EvaluatorError, trainer.NonFiniteLossError,
+            trainer.CheckpointWriteError, OSError)
+
+
+def guarded(main: Callable, debug: Optional[Callable[[], bool]] = None) -> Callable:
+    """`main` for `absl.app.run`, whose user errors print one message (the problem, the file,
+    the fix) and exit non-zero, without a traceback unless `debug()` (--debug).
+
+    Exit status: 1 for an error; 128 + the signal number for training stopped by SIGTERM
+    (143) or SIGINT (130) after its checkpoint (`interrupts.TrainingInterrupted`), and 130
+    for Ctrl-C outside training.
+    """
+    debug = debug or (lambda: bool(flags.FLAGS.get_flag_value("debug", False)))
+
+    @functools.wraps(main)
+    def run(argv):
+        from mergan_tf import interrupts  # noqa: PLC0415
+        try:
+            return main(argv)
+        except interrupts.TrainingInterrupted as e:
+            if debug():
+                raise
+            print(f"interrupted: {e}", file=sys.stderr)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            if debug():
+                raise
+            print("interrupted (Ctrl-C) outside training: nothing to checkpoint",
+                  file=sys.stderr)
+            sys.exit(130)
+        except Exception as e:  # noqa: BLE001 -- only the user errors below are reported
+            if debug() or not isinstance(e, _user_error_types()):
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
+    return run

@@ -21,7 +21,7 @@ import tensorflow as tf
 from absl import logging
 
 from mergan_tf import images as image_lib
-from mergan_tf import distribute, export, layers, losses, runlock, sampling, snapshots
+from mergan_tf import distribute, export, interrupts, layers, losses, runlock, sampling, snapshots
 from mergan_tf.configs import RunConfig
 from mergan_tf.data import ImageData, from_model_range, task_dataset
 from mergan_tf.methods import ReplayBatch, make_method
@@ -125,6 +125,7 @@ class Trainer:
             self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
         self.fixed_noise = self._fixed_noise()
+        self._stop: Optional[interrupts.GracefulStop] = None  # set while train() runs
         self._gradients_before_task = layers.custom_gradient_names()
         self.log = ScalarLog(self.run_dir)
         self._sample = tf.function(
@@ -330,20 +331,26 @@ class Trainer:
     def train(self, resume: bool = False, start_from_task: Optional[int] = None) -> None:
         """Trains every task of the sequence.
 
+        SIGTERM or SIGINT stop it after the current outer iteration with a checkpoint
+        (`interrupts.GracefulStop`), raising `interrupts.TrainingInterrupted`.
+
         Args:
           resume: continue from the latest training-state checkpoint (mid-task) or the
             latest task snapshot, whichever is later; a fresh start when there is neither.
           start_from_task: continue after the snapshot of this finished task (1-based
             snapshot number), ignoring anything written after it.
         """
-        with runlock.RunLock(self.run_dir):
+        with runlock.RunLock(self.run_dir), interrupts.GracefulStop() as stop:
+            self._stop = stop
             if not resume and start_from_task is None:
                 _write_text(os.path.join(self.run_dir, "config.json"), self.cfg.to_json())
             try:
                 first, task, iteration = self._starting_point(resume, start_from_task)
                 for t in range(first, len(self.tasks)):
                     self.train_task(t, task if t == first else None, iteration if t == first else 0)
+                    self._stop_between_tasks(t)
             finally:
+                self._stop = None
                 self.log.close()
 
     def train_task(self, task_index: int, task: Optional["TaskState"] = None,
@@ -353,6 +360,8 @@ class Trainer:
         for iteration in range(first_iteration, self.cfg.train.iters):
             terms = self.run_iteration(task, iteration)
             self._after_iteration(task, iteration, terms)
+            if self._stop is not None and self._stop.requested:
+                self._stop_mid_task(task, iteration)
         self.method.after_task(self, task_index)
         self.write_snapshot(task_index, self.cfg.train.iters - 1)
         # Memory at the end of every task: it must not grow with the learned classes
@@ -365,6 +374,32 @@ class Trainer:
             # A SavedModel sampler of every finished task (DGR's unconditional generator
             # needs its solver to sample a class, which the export does not carry).
             export.export_snapshot(self.run_dir, self.snapshot_number(task_index))
+
+    # ----------------------------------------------------------------- stopping on signals
+    def _resume_hint(self) -> str:
+        return f"continue with: scripts/run_sequential.py --out_dir {self.run_dir} --resume"
+
+    def _stop_mid_task(self, task: "TaskState", iteration: int) -> None:
+        """The signal's stop: a checkpoint of this iteration (unless it was just written),
+        then TrainingInterrupted; the logs are closed and the lock released on the way out."""
+        latest = task.checkpoint.latest_checkpoint
+        if latest is None or not latest.endswith(f"ckpt-{iteration}"):
+            self._save_checkpoint(task, iteration)
+        signum = self._stop.requested
+        raise interrupts.TrainingInterrupted(
+            f"{interrupts.signal_name(signum)}: training stopped at task {task.index + 1}, "
+            f"iteration {iteration} (global step {int(self.global_step.numpy())}) with the "
+            f"checkpoint {task.checkpoint.latest_checkpoint}; {self._resume_hint()}", signum)
+
+    def _stop_between_tasks(self, task_index: int) -> None:
+        """After a task's snapshot (and export): stop there if a signal asked to."""
+        if self._stop is None or not self._stop.requested or task_index == len(self.tasks) - 1:
+            return
+        signum = self._stop.requested
+        raise interrupts.TrainingInterrupted(
+            f"{interrupts.signal_name(signum)}: training stopped after task "
+            f"{self.snapshot_number(task_index)} (its snapshot is written); {self._resume_hint()}",
+            signum)
 
     def start_task(self, task_index: int) -> "TaskState":
         """Everything a task's iterations need: method set-up, optimizers, steps, data."""

@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from mergan_tf import export, snapshots  # noqa: E402
+from mergan_tf import cli, export, snapshots  # noqa: E402
 
 flags.DEFINE_string("run_dir", None, "Run directory (with config.json and snapshots/).")
 flags.DEFINE_integer("task", None, "Export only the snapshot after this task (1-based); "
@@ -23,6 +23,7 @@ flags.DEFINE_string("out_dir", None, "With --task: the export directory; without
                     "of the task_NN exports. Default <run_dir>/export[/task_NN].")
 flags.DEFINE_boolean("overwrite", False, "Write into an export directory that holds other "
                      "files than an earlier export, replacing only the export's own files.")
+cli.define_debug_flag()
 flags.mark_flag_as_required("run_dir")
 FLAGS = flags.FLAGS
 
@@ -43,4 +44,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(cli.guarded(main))

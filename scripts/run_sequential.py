@@ -4,6 +4,11 @@
   python scripts/run_sequential.py --dataset mnist --data_dir DIR --method jtr --tasks 2 --iters 200
   TF_CONFIG=... python scripts/run_sequential.py --strategy multi_worker ...  (on every host)
   python scripts/run_sequential.py --dataset lsun --data_dir LSUN_DIR --method ra
+  python scripts/run_sequential.py --out_dir RUN --resume        (after a stop or a crash)
+
+SIGTERM or SIGINT (Ctrl-C) stop a run after the current iteration with a checkpoint, and
+the process exits with status 128 + the signal (143 for SIGTERM, 130 for SIGINT); a second
+signal stops at once. Errors print one line (exit status 1); --debug shows the traceback.
 """
 
 import dataclasses
@@ -65,4 +70,4 @@ def main(argv):
 
 if __name__ == "__main__":
     logging.set_verbosity(logging.INFO)
-    app.run(main)
+    app.run(cli.guarded(main))

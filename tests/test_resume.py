@@ -1,7 +1,9 @@
-"""Runs that survive: SIGKILL + resume is bit-identical, snapshots resume, locks, NaN stops."""
+"""Runs that survive: SIGKILL + resume is bit-identical, SIGTERM/SIGINT stop with a
+checkpoint, snapshots resume, locks, NaN stops."""
 
 import csv
 import dataclasses
+import gzip
 import json
 import os
 import shutil
@@ -14,15 +16,47 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import MNIST_DIR
 from mergan_tf import configs, runlock, snapshots
 from mergan_tf.trainer import NonFiniteLossError, Trainer, prepare_run_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "run_sequential.py")
-RUN_FLAGS = ["--dataset", "mnist", "--data_dir", MNIST_DIR, "--method", "ra", "--tasks", "2",
-             "--iters", "6", "--model_dim", "8", "--checkpoint_every", "2", "--log_every", "1",
-             "--sample_every", "100", "--deterministic", "--seed", "5"]
+RUN_FLAGS = ["--dataset", "mnist", "--method", "ra", "--tasks", "2", "--iters", "10",
+             "--model_dim", "8", "--log_every", "1", "--sample_every", "100", "--deterministic",
+             "--seed", "5"]
+DEAD_PID = 99999999  # above any pid_max: no process has it
+
+
+def write_idx(path, array):
+    """A uint8 array as a gzipped MNIST-format IDX file."""
+    array = np.ascontiguousarray(array, np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+@pytest.fixture(scope="module")
+def data_dir(mnist_data, tmp_path_factory):
+    """300 training digits of each of classes 0 and 1 as IDX files, for --data_dir."""
+    keep = np.concatenate([np.flatnonzero(mnist_data.train_labels == c)[:300] for c in (0, 1)])
+    keep.sort()
+    out = tmp_path_factory.mktemp("idx")
+    write_idx(out / "train-images-idx3-ubyte.gz", mnist_data.train_images[keep, 2:30, 2:30, 0])
+    write_idx(out / "train-labels-idx1-ubyte.gz", mnist_data.train_labels[keep])
+    return str(out)
+
+
+def run_flags(data_dir, checkpoint_every=2):
+    return [*RUN_FLAGS, "--data_dir", data_dir, "--checkpoint_every", str(checkpoint_every)]
+
+
+@pytest.fixture(scope="module")
+def whole(data_dir, tmp_path_factory):
+    """The reference: the same run trained without interruption."""
+    out = str(tmp_path_factory.mktemp("whole") / "run")
+    subprocess.run([sys.executable, SCRIPT, *run_flags(data_dir), "--out_dir", out], check=True,
+                   capture_output=True, timeout=900)
+    return out
 
 
 def snapshot_weights(run_dir, task):
@@ -31,39 +65,119 @@ def snapshot_weights(run_dir, task):
             if name.startswith(("generator/", "critic/"))}
 
 
+def assert_same_weights(run_a, run_b, task):
+    a, b = snapshot_weights(run_a, task), snapshot_weights(run_b, task)
+    assert a.keys() == b.keys() and len(a) > 10
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+
+
 def logged_steps(run_dir):
     path = os.path.join(run_dir, "scalars.csv")
     if not os.path.exists(path):
         return 0
     with open(path) as f:
-        return max([int(r["global_step"]) for r in csv.DictReader(f)] or [0])
+        return max([int(r["global_step"]) for r in csv.DictReader(f) if r["global_step"]] or [0])
 
 
-@pytest.mark.skipif(not os.path.exists(MNIST_DIR), reason="real MNIST files absent")
-def test_sigkill_mid_task_then_resume_is_bit_identical(tmp_path):
-    whole, killed = str(tmp_path / "whole"), str(tmp_path / "killed")
-    subprocess.run([sys.executable, SCRIPT, *RUN_FLAGS, "--out_dir", whole], check=True,
-                   capture_output=True, timeout=600)
-    proc = subprocess.Popen([sys.executable, SCRIPT, *RUN_FLAGS, "--out_dir", killed],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while logged_steps(killed) < 10 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)  # task 2 (steps 7..12) has begun: kill it mid-task
-    assert proc.poll() is None, "the run finished before it could be killed"
+def scalar_keys(run_dir):
+    """(global_step, key) of every logged row; a repaired log holds each once."""
+    with open(os.path.join(run_dir, "scalars.csv"), newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["global_step", "task", "iteration", "key", "value"]
+    return [(int(r[0]), r[3]) for r in rows[1:]]
+
+
+def checkpoint_numbers(run_dir, task):
+    """The numbers of the complete checkpoints of a task, newest first."""
+    directory = os.path.join(run_dir, "checkpoints", f"task_{task:02d}")
+    return sorted((int(n[5:-6]) for n in os.listdir(directory) if n.endswith(".index")),
+                  reverse=True)
+
+
+def start_run(*args):
+    return subprocess.Popen([sys.executable, SCRIPT, *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_step(proc, run_dir, step, timeout=600):
+    deadline = time.time() + timeout
+    while logged_steps(run_dir) < step and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+
+
+def test_sigkill_mid_task_then_resume_is_bit_identical(whole, data_dir, tmp_path):
+    killed = str(tmp_path / "killed")
+    proc = start_run(*run_flags(data_dir), "--out_dir", killed)
+    wait_for_step(proc, killed, 14)  # task 2 (steps 11..20) has begun: kill it mid-task
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert snapshots.list_snapshots(killed) == [1]
     assert os.path.exists(os.path.join(killed, ".lock"))  # stale: its owner is dead
     resumed = subprocess.run([sys.executable, SCRIPT, "--resume", "--out_dir", killed],
-                             capture_output=True, text=True, timeout=600)
+                             capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming task 2" in resumed.stderr
-    a, b = snapshot_weights(whole, 2), snapshot_weights(killed, 2)
-    assert a.keys() == b.keys() and len(a) > 10
-    for name in a:
-        assert np.array_equal(a[name], b[name]), name
-    assert logged_steps(killed) == logged_steps(whole) == 12
+    assert_same_weights(whole, killed, 2)
+    assert logged_steps(killed) == logged_steps(whole) == 20
     assert not os.path.exists(os.path.join(killed, ".lock"))
+
+
+def stop_with(proc, signum, run_dir):
+    """Sends `signum`; the process must exit by itself, soon, with the interrupted status."""
+    sent = time.time()
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert time.time() - sent < 60, "the stop took too long"
+    assert proc.returncode == 128 + signum, stderr[-3000:]
+    assert f"--out_dir {run_dir} --resume" in stderr and "Traceback" not in stderr
+    assert not os.path.exists(os.path.join(run_dir, ".lock"))  # released
+    return stderr
+
+
+def test_sigint_and_sigterm_stop_with_a_checkpoint_and_resume_bit_identically(whole, data_dir,
+                                                                              tmp_path):
+    """Ctrl-C in task 1 and SIGTERM in task 2 (checkpoints only at iteration 0 otherwise):
+    each stop writes a checkpoint of the iteration it finished, and the twice-resumed run
+    ends bit-identical to the uninterrupted one, with every export and a clean log."""
+    run = str(tmp_path / "stopped")
+    proc = start_run(*run_flags(data_dir, checkpoint_every=1000), "--out_dir", run)
+    wait_for_step(proc, run, 2)
+    stop_with(proc, signal.SIGINT, run)
+    stopped_at = checkpoint_numbers(run, 1)[0]
+    assert 1 <= stopped_at < 9 and snapshots.list_snapshots(run) == []
+    assert logged_steps(run) == stopped_at + 1
+
+    proc = start_run("--resume", "--out_dir", run)
+    wait_for_step(proc, run, 12)  # task 2, past its first iterations
+    stop_with(proc, signal.SIGTERM, run)
+    assert snapshots.list_snapshots(run) == [1]
+    assert checkpoint_numbers(run, 2)[0] >= 1
+
+    done = subprocess.run([sys.executable, SCRIPT, "--resume", "--out_dir", run],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_same_weights(whole, run, 2)
+    keys = scalar_keys(run)
+    assert len(keys) == len(set(keys)) == len(scalar_keys(whole)) and logged_steps(run) == 20
+    assert sorted(os.listdir(os.path.join(run, "export"))) == ["task_01", "task_02"]
+
+
+def test_a_second_signal_stops_at_once(tmp_path):
+    """The first SIGTERM is a request; the second one terminates the process at once."""
+    code = ("import os, signal, sys, time; sys.path.insert(0, sys.argv[1])\n"
+            "from mergan_tf import interrupts\n"
+            "with interrupts.GracefulStop() as stop:\n"
+            "    os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.2)\n"
+            "    print('requested', stop.requested, flush=True)\n"
+            "    os.kill(os.getpid(), signal.SIGTERM); time.sleep(30)\n"
+            "    print('survived', flush=True)\n")
+    start = time.time()
+    proc = subprocess.run([sys.executable, "-c", code, ROOT], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout.split() == ["requested", str(int(signal.SIGTERM))], proc.stderr
+    assert proc.returncode == -signal.SIGTERM and time.time() - start < 20
 
 
 def tiny_config(out_dir, iters=3, method="sft"):
