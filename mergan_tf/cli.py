@@ -170,7 +170,7 @@ def _user_error_types() -> tuple[type, ...]:
     from mergan_tf.evaluation import classifiers  # noqa: PLC0415
     return (configs.ConfigError, data.DataError, snapshots.SnapshotError, export.ExportError,
             runlock.RunLockedError, classifiers.EvaluatorError, trainer.NonFiniteLossError,
-            trainer.CheckpointWriteError, OSError)
+            trainer.CheckpointWriteError, trainer.OutputWriteError, OSError)
 
 
 def guarded(main: Callable, debug: Optional[Callable[[], bool]] = None) -> Callable:

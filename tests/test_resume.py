@@ -1,10 +1,12 @@
 """Runs that survive: SIGKILL + resume is bit-identical, SIGTERM/SIGINT stop with a
-checkpoint, snapshots resume, locks, NaN stops."""
+checkpoint, resume repairs what a kill or a bad disk left (missing exports, temporary
+folders, damaged checkpoints, broken logs), locks, NaN stops."""
 
 import csv
 import dataclasses
 import gzip
 import json
+import logging
 import os
 import shutil
 import signal
@@ -16,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mergan_tf import configs, runlock, snapshots
+from mergan_tf import configs, export, runlock, snapshots
 from mergan_tf.trainer import NonFiniteLossError, Trainer, prepare_run_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -180,12 +182,13 @@ def test_a_second_signal_stops_at_once(tmp_path):
     assert proc.returncode == -signal.SIGTERM and time.time() - start < 20
 
 
-def tiny_config(out_dir, iters=3, method="sft"):
+def tiny_config(out_dir, iters=3, method="sft", classes=(0, 1, 2), export=False):
     cfg = configs.preset_config("mnist", method)
     return configs.validate(cfg.replace(
-        classes=(0, 1, 2), out_dir=str(out_dir), model=dataclasses.replace(cfg.model, dim=8),
+        classes=classes, out_dir=str(out_dir), model=dataclasses.replace(cfg.model, dim=8),
         train=dataclasses.replace(cfg.train, iters=iters),
-        output=dataclasses.replace(cfg.output, log_every=1, checkpoint_every=1, export=False)))
+        output=dataclasses.replace(cfg.output, log_every=1, checkpoint_every=1, export=export,
+                                   sample_every=100)))
 
 
 def test_resume_after_a_finished_task_and_start_from_task(mnist_data, tmp_path):
@@ -285,3 +288,136 @@ def test_nan_stops_with_the_term_named_and_keeps_the_last_checkpoint(mnist_data,
     assert before == after
     assert os.path.exists(os.path.join(str(tmp_path), "debug", "nonfinite_step_4", "ckpt.index"))
     trainer.log.close()
+
+
+# ------------------------------------------------------------- resume repairs the run
+
+
+@pytest.fixture(scope="module")
+def three_checkpoints(mnist_data, tmp_path_factory):
+    """Task 1 of a run stopped after iteration 2, a checkpoint every iteration (kept:
+    ckpt-1 and ckpt-2), and the generator weights each of those two holds."""
+    out = str(tmp_path_factory.mktemp("checkpoints") / "run")
+    cfg = tiny_config(out, iters=6)
+    prepare_run_dir(cfg)
+    trainer = Trainer(cfg, mnist_data)
+    task = trainer.start_task(0)
+    weights = {}
+    for i in range(3):
+        trainer._after_iteration(task, i, trainer.run_iteration(task, i))
+        weights[i] = [v.numpy() for v in trainer.generator.variables]
+    trainer.log.close()
+    return out, weights
+
+
+def damage(run, kind):
+    """Damages the newest checkpoint (ckpt-2) of task 1 the way `kind` says."""
+    directory = os.path.join(run, "checkpoints", "task_01")
+    data = [os.path.join(directory, n) for n in os.listdir(directory) if n.startswith("ckpt-2.data")]
+    if kind == "data truncated":
+        with open(data[0], "r+b") as f:
+            f.truncate(os.path.getsize(data[0]) // 2)
+    elif kind == "data corrupted":
+        with open(data[0], "r+b") as f:
+            f.seek(os.path.getsize(data[0]) // 2)
+            byte = f.read(1)
+            f.seek(-1, os.SEEK_CUR)
+            f.write(bytes([byte[0] ^ 0xFF]))
+    elif kind == "index missing":
+        os.remove(os.path.join(directory, "ckpt-2.index"))
+    elif kind == "state garbled":
+        with open(os.path.join(directory, "checkpoint"), "w") as f:
+            f.write("model_checkpoint_path: {{{ garbled")
+    return directory
+
+
+@pytest.mark.parametrize("kind", ["data truncated", "data corrupted", "index missing",
+                                  "state garbled"])
+def test_damaged_newest_checkpoint_falls_back_to_the_intact_one(kind, three_checkpoints,
+                                                                 mnist_data, tmp_path, caplog):
+    source, weights = three_checkpoints
+    run = str(tmp_path / "run")
+    shutil.copytree(source, run)
+    directory = damage(run, kind)
+    resumed = Trainer(tiny_config(run, iters=6), mnist_data)
+    with caplog.at_level(logging.WARNING):
+        first, task, iteration = resumed._starting_point(resume=True, start_from_task=None)
+    resumed.log.close()
+    # A garbled state file loses nothing: the newest checkpoint itself is intact.
+    restored = 2 if kind == "state garbled" else 1
+    assert (first, iteration) == (0, restored + 1)
+    for got, want in zip(resumed.generator.variables, weights[restored], strict=True):
+        np.testing.assert_array_equal(got.numpy(), want)
+    kept = [os.path.join(directory, f"ckpt-{n}") for n in range(1, restored + 1)]
+    assert task.checkpoint.checkpoints == kept  # what rotation will keep
+    if kind != "state garbled":
+        assert "ckpt-2" in caplog.text and "damaged" in caplog.text
+        assert sorted(os.listdir(os.path.join(directory, "damaged")))[0].startswith("ckpt-2")
+        task.checkpoint.save(checkpoint_number=2)  # the next save keeps the intact one
+        assert [os.path.basename(p) for p in task.checkpoint.checkpoints] == ["ckpt-1", "ckpt-2"]
+
+
+def test_resume_repairs_the_logs(three_checkpoints, mnist_data, tmp_path):
+    """No header, a blank line, a garbled half row, duplicates and rows after the restored
+    step: the resumed log holds each row up to that step once, under its header; an empty
+    forgetting.csv gets its header. Without any checkpoint, task 1 restarts with an empty log."""
+    source, _ = three_checkpoints
+    run = str(tmp_path / "run")
+    shutil.copytree(source, run)
+    path = os.path.join(run, "scalars.csv")
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerows(rows[:4] + rows[:4])
+        f.write("\r\n")
+        writer.writerows(rows[4:] + [["9", "1", "8", "loss/critic/total", "1.0"]])
+        f.write("4,1,3,loss/cri")
+    open(os.path.join(run, "forgetting.csv"), "w").close()
+    resumed = Trainer(tiny_config(run, iters=6), mnist_data)
+    resumed._starting_point(resume=True, start_from_task=None)
+    resumed.log.close()
+    keys = scalar_keys(run)
+    assert len(keys) == len(set(keys)) == len(rows) and max(k[0] for k in keys) == 3
+    assert open(os.path.join(run, "forgetting.csv")).read().startswith("global_step,task,")
+
+    shutil.rmtree(os.path.join(run, "checkpoints"))  # killed before the first checkpoint
+    again = Trainer(tiny_config(run, iters=6), mnist_data)
+    assert again._starting_point(resume=True, start_from_task=None) == (0, None, 0)
+    again.log.close()
+    assert scalar_keys(run) == []
+
+
+class Killed(Exception):
+    """Stands for a SIGKILL at a chosen moment."""
+
+
+def test_resume_makes_missing_exports_and_removes_interrupted_writes(mnist_data, tmp_path,
+                                                                     monkeypatch):
+    """Killed between task 1's snapshot and its export, leaving the temporary folders of
+    interrupted writes: the resumed run exports every task and removes them."""
+    run = str(tmp_path / "run")
+    cfg = tiny_config(run, iters=2, classes=(0, 1), export=True)
+    prepare_run_dir(cfg)
+
+    def killed(*args, **kwargs):
+        raise Killed()
+
+    with monkeypatch.context() as m:
+        m.setattr(export, "export_snapshot", killed)
+        with pytest.raises(Killed):
+            Trainer(cfg, mnist_data).train()
+    assert snapshots.list_snapshots(run) == [1] and not os.path.exists(os.path.join(run, "export"))
+    leftovers = [os.path.join(run, "export", f"task_01.tmp-{DEAD_PID}"),
+                 os.path.join(run, "snapshots", "task_02.tmp"),
+                 os.path.join(run, "checkpoints", "task_01", "ckpt-7_temp"),
+                 os.path.join(run, f"scalars.csv.tmp-{DEAD_PID}")]
+    for path in leftovers[:3]:
+        os.makedirs(path)
+    open(leftovers[3], "w").close()
+    Trainer(cfg, mnist_data).train(resume=True)
+    for number in (1, 2):
+        meta = export.read_export_metadata(export.export_dir(run, number))
+        assert meta["task"] == number
+    assert not [p for p in leftovers if os.path.exists(p)]
+    assert sorted(os.listdir(os.path.join(run, "export"))) == ["task_01", "task_02"]

@@ -267,7 +267,7 @@ def fork_first_task(base_dir: str, cfg: configs.RunConfig, data: ImageData, moni
             f.write(run_cfg.to_json())
         trainer.write_snapshot(0, info["iteration"])
         if cfg.output.export and trainer.method.conditional:
-            export.export_snapshot(cfg.out_dir, 1)
+            export.export_snapshot(cfg.out_dir, 1, overwrite=True)
     return trainer
 
 
@@ -284,7 +284,12 @@ def wait_for_snapshot(run_dir: str, task: int, poll_seconds: float = 60.0, log=p
 def train_run(cfg: configs.RunConfig, data: ImageData, monitor=None, base_dir: Optional[str] = None,
               log=print) -> float:
     """Trains, resumes or (first task shared) forks the run; returns the seconds spent
-    training (0 for a finished run)."""
+    training (0 for a finished run).
+
+    Raises:
+      interrupts.TrainingInterrupted: SIGTERM/SIGINT stopped the run after a checkpoint
+        (the campaign's next invocation resumes it).
+    """
     state = run_state(cfg)
     if state.kind == "finished":
         log(f"{cfg.out_dir}: finished, not retraining")
