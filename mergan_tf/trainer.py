@@ -21,8 +21,8 @@ import tensorflow as tf
 from absl import logging
 
 from mergan_tf import images as image_lib
-from mergan_tf import (distribute, export, interrupts, layers, losses, recovery, runlock, sampling,
-                       snapshots)
+from mergan_tf import (distribute, export, identity, interrupts, layers, losses, recovery, runlock,
+                       sampling, snapshots)
 from mergan_tf.configs import RunConfig
 from mergan_tf.data import ImageData, from_model_range, task_dataset
 from mergan_tf.methods import ReplayBatch, make_method
@@ -154,6 +154,7 @@ class Trainer:
             self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
         self.fixed_noise = self._fixed_noise()
         self._stop: Optional[interrupts.GracefulStop] = None  # set while train() runs
+        self._identity_pending = False  # an older run: record its identity once it trains
         self._gradients_before_task = layers.custom_gradient_names()
         self.log = ScalarLog(self.run_dir)
         self._sample = tf.function(
@@ -365,11 +366,13 @@ class Trainer:
         Args:
           resume: continue from the latest intact training-state checkpoint (mid-task) or
             the latest task snapshot, whichever is later; a fresh start when there is
-            neither. The run directory is repaired first (`mergan_tf.recovery`).
+            neither. The run directory is repaired first (`mergan_tf.recovery`) and the
+            run's recorded identity is checked (`mergan_tf.identity`).
           start_from_task: continue after the snapshot of this finished task (1-based
             snapshot number), ignoring anything written after it.
 
         Raises:
+          identity.RunIdentityError: a resume with other settings or other data.
           interrupts.TrainingInterrupted: stopped by a signal, its state saved.
           OutputWriteError, CheckpointWriteError: a write failed (e.g. a full disk).
         """
@@ -392,11 +395,13 @@ class Trainer:
                 self.log.close()
 
     def _begin(self, continuing: bool) -> None:
-        """A new run records its configuration; a continued one is repaired first (what
-        interrupted writes left behind)."""
+        """A new run records its configuration and identity; a continued one is checked
+        against its identity, then repaired (what interrupted writes left behind)."""
         if not continuing:
             _write_text(os.path.join(self.run_dir, "config.json"), self.cfg.to_json())
+            identity.record(self.cfg, self.data)
             return
+        self._identity_pending = not identity.check_resume(self.cfg, self.data)
         recovery.remove_interrupted_writes(self.run_dir)
 
     def _write_error(self, e: Exception) -> Exception:
@@ -420,6 +425,9 @@ class Trainer:
                    first_iteration: int = 0) -> None:
         """One task: its data, fresh optimizers, the iteration loop, the snapshot."""
         task = task or self.start_task(task_index)
+        if self._identity_pending:  # an older run, now shown to train on this data
+            identity.record(self.cfg, self.data)
+            self._identity_pending = False
         for iteration in range(first_iteration, self.cfg.train.iters):
             terms = self.run_iteration(task, iteration)
             self._after_iteration(task, iteration, terms)

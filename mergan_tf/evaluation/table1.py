@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from mergan_tf import configs, export, runlock, snapshots
+from mergan_tf import configs, export, identity, runlock, snapshots
 from mergan_tf.data import ImageData
 from mergan_tf.evaluation import protocol
 from mergan_tf.trainer import Trainer, prepare_run_dir
@@ -265,6 +265,7 @@ def fork_first_task(base_dir: str, cfg: configs.RunConfig, data: ImageData, moni
         run_cfg = cfg.replace(data=dataclasses.replace(cfg.data, resolved_source=data.source))
         with open(os.path.join(cfg.out_dir, "config.json"), "w") as f:
             f.write(run_cfg.to_json())
+        identity.record(run_cfg, data)
         trainer.write_snapshot(0, info["iteration"])
         if cfg.output.export and trainer.method.conditional:
             export.export_snapshot(cfg.out_dir, 1, overwrite=True)
