@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import fnmatch
 import os
 import shutil
 import time
@@ -706,22 +707,61 @@ def _write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
-    """Creates the run directory; refuses to reuse one that holds a run unless told."""
-    run_dir = cfg.out_dir
-    if os.path.exists(os.path.join(run_dir, "config.json")) and not overwrite:
-        raise FileExistsError(
-            f"{run_dir} already holds a run (config.json exists); pass --overwrite to replace "
-            f"it or choose another --out_dir")
-    if overwrite and os.path.isdir(run_dir):
-        runlock.check_free(run_dir)  # never delete the outputs of a live run
-        for sub in ("samples", "snapshots", "checkpoints", "tensorboard", "export", "debug"):
-            shutil.rmtree(os.path.join(run_dir, sub), ignore_errors=True)
-        for name in ("scalars.csv", "forgetting.csv", "config.json", "fixed_noise.npy", "eval.json",
-                     "eval.md"):
-            path = os.path.join(run_dir, name)
-            if os.path.exists(path):
+# What a run writes into its directory (`prepare_run_dir --overwrite` removes only these):
+# top-level files, and (directory, pattern) of the entries below it.
+RUN_FILES = ("config.json", identity.IDENTITY_FILE, "fixed_noise.npy", "scalars.csv",
+             "forgetting.csv", "eval.json", "eval.md", ".write_test")
+RUN_ENTRIES = (("samples", "Task_*_Iter_*_*.png"), ("samples", "samples_groundtruth_*.png"),
+               ("snapshots", "task_[0-9][0-9]*"), ("checkpoints", "task_[0-9][0-9]*"),
+               ("export", "task_[0-9][0-9]*"), ("tensorboard", "events.out.tfevents.*"),
+               ("debug", "nonfinite_step_*"))
+
+
+def _remove_run_outputs(run_dir: str) -> None:
+    """Removes the files and folders an earlier run wrote in `run_dir`, nothing else; a
+    sub-directory it made is removed only once nothing else is left in it."""
+    for name in RUN_FILES:
+        path = os.path.join(run_dir, name)
+        if os.path.isfile(path):
+            os.remove(path)
+    for sub, pattern in RUN_ENTRIES:
+        directory = os.path.join(run_dir, sub)
+        for name in fnmatch.filter(os.listdir(directory) if os.path.isdir(directory) else [], pattern):
+            path = os.path.join(directory, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
                 os.remove(path)
+    for sub in sorted({sub for sub, _ in RUN_ENTRIES}):
+        directory = os.path.join(run_dir, sub)
+        if os.path.isdir(directory) and not os.listdir(directory):
+            os.rmdir(directory)
+
+
+def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
+    """Creates the run directory. An existing one that is not empty is used only with
+    `overwrite`, which removes what an earlier run wrote there (`RUN_ENTRIES`) and
+    nothing else.
+
+    Raises:
+      FileExistsError: the directory holds a run or other files, and not `overwrite`.
+      runlock.RunLockedError: a live process uses it.
+      PermissionError: it cannot be written.
+    """
+    run_dir = cfg.out_dir
+    existing = sorted(set(os.listdir(run_dir)) - {".lock", ".write_test"}) if os.path.isdir(run_dir) else []
+    if existing and not overwrite:
+        if "config.json" in existing:
+            raise FileExistsError(
+                f"{run_dir} already holds a run (config.json exists); pass --overwrite to replace "
+                f"it, --resume to continue it, or choose another --out_dir")
+        raise FileExistsError(
+            f"--out_dir {run_dir} is not empty (it holds {', '.join(existing[:5])}"
+            f"{' ...' if len(existing) > 5 else ''}); choose a new or empty directory, or pass "
+            f"--overwrite to write the run into it (only a run's own files are replaced)")
+    if overwrite and existing:
+        runlock.check_free(run_dir)  # never delete the outputs of a live run
+        _remove_run_outputs(run_dir)
     probe = os.path.join(run_dir, ".write_test")
     try:
         os.makedirs(run_dir, exist_ok=True)
@@ -730,5 +770,3 @@ def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
         os.remove(probe)
     except OSError as e:
         raise PermissionError(f"cannot write to --out_dir {run_dir}: {e}; choose a writable directory") from e
-
-

@@ -566,6 +566,29 @@ def test_export_of_a_missing_snapshot_keeps_earlier_exports(kind, parts, run_aft
     assert_unchanged(before, run)  # no new or temporary export directory either
 
 
+# ------------------------------------------- outputs never delete what they did not make
+
+
+def test_a_new_run_in_a_folder_that_holds_other_files(tmp_path):
+    """Without --overwrite a non-empty folder is refused; with it, only a run's own files
+    are replaced and the user's stay."""
+    folder = tmp_path / "mine"
+    (folder / "samples").mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    (folder / "samples" / "holiday.png").write_bytes(b"mine")
+    (folder / "samples" / "Task_1_Iter_0_0.png").write_bytes(b"an earlier run's grid")
+    (folder / "scalars.csv").write_text("an earlier run's log")
+    before = tree_state(folder)
+    cfg = tiny_config(str(folder))
+    with pytest.raises(FileExistsError) as e:
+        prepare_run_dir(cfg)
+    assert_says(str(e.value), f"--out_dir {folder} is not empty", "notes.txt", "--overwrite")
+    assert_unchanged(before, folder)
+    prepare_run_dir(cfg, overwrite=True)
+    assert sorted(tree_state(folder)) == ["notes.txt", os.path.join("samples", "holiday.png")]
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize("where", ["a user's folder", "RUN/export", "the run itself"])
 def test_export_out_dir_never_deletes_what_it_did_not_write(where, run_after_task_1, tmp_path):
     run = copy_run(run_after_task_1, tmp_path / "run")
@@ -604,3 +627,79 @@ def test_a_damaged_snapshot_description_is_a_clear_error(run_after_task_1, tmp_p
         snapshots.read_snapshot_info(run, 1)
     assert_says(str(e.value), f"cannot read {path}", "restore it from a backup",
                 "train that task again")
+
+
+# ---------------------------------------------------- command lines: one message, no traceback
+
+
+EXPORT_SCRIPT = os.path.join(ROOT, "scripts", "export.py")
+LOCK_HOLDER = ("import sys, time; sys.path.insert(0, sys.argv[1]); from mergan_tf import runlock; "
+               "runlock.RunLock(sys.argv[2]).acquire(); print('held', flush=True); time.sleep(300)")
+
+
+def assert_clean_failure(proc, *parts):
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert_says(proc.stderr, *parts)
+
+
+def test_command_line_errors_are_one_message(run_after_task_1, mnist_data, tmp_path):
+    """What users hit: an out-of-range seed, labels outside the dataset's classes, a flag
+    that contradicts the run being resumed, a run in use by another process, a damaged
+    snapshot description, and an export into a folder holding a file (kept, with or
+    without --overwrite)."""
+    fresh = str(tmp_path / "fresh")
+    small = ["--tasks", "1", "--iters", "1", "--model_dim", "8", "--out_dir", fresh]
+    assert_clean_failure(run_script("--seed", str(2 ** 32), *small),
+                         "--seed must be an integer in [0, 4294967295]")
+    labels = mnist_data.train_labels[:200].copy()
+    labels[7] = 12
+    bad = write_idx_dir(tmp_path / "bad_labels", mnist_data.train_images[:200], labels)
+    assert_clean_failure(run_script("--data_dir", bad, *small), "train-labels-idx1-ubyte",
+                         "1 label(s) outside the dataset's classes 0..9 (found 12)", "re-download")
+    assert not os.path.exists(fresh)
+
+    run = copy_run(run_after_task_1, tmp_path / "run")
+    assert_clean_failure(run_script("--resume", "--out_dir", run, "--method", "jtr"),
+                         "--method jtr contradicts the run", "method.name = 'sft'")
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, ROOT, run], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert_clean_failure(run_script("--resume", "--out_dir", run),
+                             f"is in use by process {holder.pid}", f"kill {holder.pid}")
+    finally:
+        holder.kill()
+        holder.wait()
+    with open(os.path.join(snapshots.snapshot_dir(run, 1), "snapshot.json"), "w") as f:
+        f.write("{")
+    assert_clean_failure(run_script("--resume", "--out_dir", run), "snapshot.json",
+                         "The snapshot's description is damaged")
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.txt").write_text("mine")
+    proc = subprocess.run([sys.executable, EXPORT_SCRIPT, "--run_dir", run_after_task_1, "--task",
+                           "1", "--out_dir", str(mine)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert_says(proc.stderr, f"export directory {mine} is not empty", "--overwrite")
+    assert sorted(os.listdir(mine)) == ["results.txt"]
+    proc = subprocess.run([sys.executable, EXPORT_SCRIPT, "--run_dir", run_after_task_1, "--task",
+                           "1", "--out_dir", str(mine), "--overwrite"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (mine / "results.txt").read_text() == "mine" and (mine / "saved_model.pb").exists()
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(batches=0), "--batches must be at least 1, got 0"),
+    (dict(batch_size=-1), "--batch_size must be at least 1, got -1"),
+    (dict(reverse_per_class=-5), "--reverse_per_class must be at least 0"),
+    (dict(seed=2 ** 32), "--seed must be in [0, 4294967293]"),
+])
+def test_evaluation_protocol_values(changes, message, run_after_task_1, evaluators):
+    """Refused before the evaluator or any snapshot is loaded (scripts/evaluate.py turns the
+    ValueError into a usage error)."""
+    with pytest.raises(ValueError) as e:
+        protocol.evaluate_run(run_after_task_1, classifier_dir=evaluators["good"], **changes)
+    assert_says(str(e.value), message)
