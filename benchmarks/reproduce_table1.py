@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from mergan_tf import benchmark, configs, data  # noqa: E402
+from mergan_tf import benchmark, configs, data, interrupts  # noqa: E402
 from mergan_tf.evaluation import table1  # noqa: E402
 from mergan_tf.evaluation.monitor import forgetting_monitor  # noqa: E402
 
@@ -89,6 +89,10 @@ def main(argv):
                              log=logging.info)
     except (configs.ConfigError, table1.CampaignError) as e:
         raise app.UsageError(str(e))
+    except interrupts.TrainingInterrupted as e:  # a clean stop: the next invocation resumes
+        print(f"interrupted: {e}; run the same command again to resume the campaign",
+              file=sys.stderr)
+        sys.exit(e.exit_code)
     if FLAGS.train_only:
         print(table1.status_table(runs))
         return

@@ -1,15 +1,29 @@
 """Flag definitions and flag -> RunConfig resolution for `scripts/run_sequential.py`.
 
 Kept out of the script so the mapping from flags to configuration is importable and tested.
+Also `guarded(main)`: a command line's user errors become one message and a non-zero exit.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import sys
+from typing import Callable, Optional
 
 from absl import flags
 
 from mergan_tf import configs
+
+# Flags that may differ from the saved run on --resume / --start_from_task (they apply to
+# the continued session); every other run flag given there must match the saved run.
+RESUMABLE_FLAGS = ("out_dir", "data_dir", "strategy", "sample_every", "checkpoint_every",
+                   "log_every", "eval_every", "evaluator_dir", "min_evaluator_accuracy",
+                   "export", "deterministic")
+# Exit status of a run stopped by a signal (after its checkpoint): 128 + the signal number.
+INTERRUPTED_HELP = ("SIGTERM or SIGINT (Ctrl-C) stop the run after the current iteration with "
+                    "a checkpoint and exit with status 128 + the signal (143, 130); a second "
+                    "signal stops at once.")
 
 
 def define_flags() -> None:
@@ -35,7 +49,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("max_images_per_class", None, "LSUN: use only the first N images of "
                          "each category (release 100000).")
     flags.DEFINE_string("out_dir", None, "Run directory (default runs/<dataset>_<method>).")
-    flags.DEFINE_integer("seed", 0, "Seed of every random number of the run.")
+    flags.DEFINE_integer("seed", 0, "Seed of every random number of the run (0 .. 2**32-1).")
     flags.DEFINE_integer("sample_every", None, "Class grids every N iterations (release 200).")
     flags.DEFINE_integer("checkpoint_every", None, "Checkpoint every N iterations (release 4000).")
     flags.DEFINE_integer("log_every", None, "Scalars every N iterations (default 10).")
@@ -57,7 +71,10 @@ def define_flags() -> None:
     flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exit.")
     flags.DEFINE_boolean("overwrite", False, "Replace the outputs of an existing run directory.")
     flags.DEFINE_boolean("resume", False, "Continue the run in --out_dir from its latest "
-                         "checkpoint or task snapshot, with its saved configuration.")
+                         "checkpoint or task snapshot, with its saved configuration. Flags that "
+                         f"may change on resume: --{', --'.join(RESUMABLE_FLAGS)}; any other "
+                         "run flag must match the saved run or the resume is refused. "
+                         + INTERRUPTED_HELP)
     flags.DEFINE_integer("start_from_task", None, "Continue the run in --out_dir after the "
                          "snapshot of this finished task (1-based), ignoring later outputs.")
     flags.DEFINE_enum("strategy", None, list(configs.STRATEGIES), "none: one device (default); "
@@ -68,6 +85,14 @@ def define_flags() -> None:
                       "bfloat16 on float32 weights (AVX512-BF16/AMX CPUs, recent GPUs).")
     flags.DEFINE_boolean("deterministic", False, "TF op determinism: a resumed run ends "
                          "bit-identical to an uninterrupted one (slower on some ops).")
+    define_debug_flag()
+
+
+def define_debug_flag() -> None:
+    """--debug: show the traceback of a user error instead of its one-line message."""
+    if "debug" not in flags.FLAGS:
+        flags.DEFINE_boolean("debug", False, "On an error, show its Python traceback instead "
+                             "of the one-line message.")
 
 
 def _replace(section, **changes):
@@ -78,34 +103,118 @@ def _replace(section, **changes):
 def _parse_classes(values) -> tuple[int, ...] | None:
     if values is None:
         return None
+    if not values:  # "--classes=" is not "every class"
+        raise configs.ConfigError("--classes is empty; give the task order as class ids, e.g. "
+                                  "--classes 0,1,2, or leave the flag out for the preset's order")
     try:
         return tuple(int(v) for v in values)
     except ValueError as e:
         raise configs.ConfigError(f"--classes must be comma-separated integers, got {values}") from e
 
 
+def _given(f, name: str) -> bool:
+    """Whether flag `name` was given: on the command line (absl), or not None (a namespace)."""
+    if isinstance(f, flags.FlagValues):
+        return name in f and f[name].present > 0
+    return getattr(f, name, None) is not None
+
+
+def _saved_values(cfg: configs.RunConfig) -> dict:
+    """{flag: (the saved run's value, its config field)} of the run flags that must match."""
+    d, m, t = cfg.data, cfg.method, cfg.train
+    return {
+        "dataset": (d.dataset, "data.dataset"), "method": (m.name, "method.name"),
+        "iters": (t.iters, "train.iters"), "tasks": (len(cfg.classes), "classes"),
+        "classes": (cfg.classes, "classes"), "ra_factor": (m.ra_factor, "method.ra_factor"),
+        "ewc_lambda": (m.ewc_lambda, "method.ewc_lambda"),
+        "ewc_samples": (m.ewc_samples, "method.ewc_samples"),
+        "ewc_accumulate": (m.ewc_accumulate, "method.ewc_accumulate"),
+        "data_source": (d.source, "data.source"), "categories": (d.categories, "data.categories"),
+        "max_images_per_class": (d.max_images_per_class, "data.max_images_per_class"),
+        "seed": (cfg.seed, "seed"), "batch_size": (t.batch_size, "train.batch_size"),
+        "critic_iters": (t.critic_iters, "train.critic_iters"), "model_dim": (cfg.model.dim, "model.dim"),
+        "acgan_scale": (t.acgan_scale, "train.acgan_scale"),
+        "mixed_precision": (t.mixed_precision, "train.mixed_precision"),
+    }
+
+
+def _given_value(f, name: str):
+    """A given flag's value in the form of its config field."""
+    value = getattr(f, name)
+    if name == "classes":
+        classes = _parse_classes(value)
+        return classes[:f.tasks] if _given(f, "tasks") else classes
+    if name == "categories":
+        return tuple(value)
+    return value
+
+
+def check_resume_flags(f, cfg: configs.RunConfig) -> None:
+    """Refuses run flags given with --resume / --start_from_task that contradict the saved
+    run `cfg`, naming both values (RESUMABLE_FLAGS may change)."""
+    if _given(f, "overwrite") and getattr(f, "overwrite", False):
+        raise configs.ConfigError("--overwrite contradicts --resume/--start_from_task: resuming "
+                                  "continues the run in --out_dir, --overwrite would replace it")
+    for name, (saved, field) in _saved_values(cfg).items():
+        if not _given(f, name):
+            continue
+        value = _given_value(f, name)
+        if name == "tasks" and _given(f, "classes"):
+            continue  # compared through --classes
+        if value != saved:
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+            raise configs.ConfigError(
+                f"cannot resume: --{name} {shown} contradicts the run in {f.out_dir}, which was "
+                f"started with {field} = {list(saved) if isinstance(saved, tuple) else saved!r} "
+                f"(its config.json); leave the flag out to continue the run as it started, or "
+                f"start a new run with another --out_dir. Flags that may change on resume: "
+                f"--{', --'.join(RESUMABLE_FLAGS)}")
+
+
+def _resumed_session(f, cfg: configs.RunConfig) -> configs.RunConfig:
+    """The saved run with the RESUMABLE_FLAGS given for this session."""
+    given = {name: getattr(f, name) for name in RESUMABLE_FLAGS if _given(f, name)}
+    if "data_dir" in given:  # the data moved since the run started (its fingerprint is checked)
+        cfg = cfg.replace(data=dataclasses.replace(cfg.data, data_dir=given["data_dir"]))
+    if "strategy" in given:  # it may resume on other hardware
+        cfg = cfg.replace(train=dataclasses.replace(cfg.train, strategy=given["strategy"]))
+    if "deterministic" in given:
+        cfg = cfg.replace(deterministic=bool(given["deterministic"]))
+    fields = {"sample_every": "sample_every", "checkpoint_every": "checkpoint_every",
+              "log_every": "log_every", "eval_every": "eval_every", "evaluator_dir": "evaluator_dir",
+              "min_evaluator_accuracy": "evaluator_min_accuracy", "export": "export"}
+    output = {field: given[name] for name, field in fields.items() if name in given}
+    return cfg.replace(output=dataclasses.replace(cfg.output, **output)) if output else cfg
+
+
 def resume_config(f) -> configs.RunConfig:
-    """The saved configuration of the run in --out_dir, for --resume / --start_from_task."""
-    from mergan_tf import snapshots
+    """The saved configuration of the run in --out_dir, for --resume / --start_from_task,
+    with the RESUMABLE_FLAGS given applied.
+
+    Raises:
+      configs.ConfigError: no run there, its config.json was edited since it started, or a
+        flag contradicts it.
+    """
+    from mergan_tf import identity, snapshots
     if not f.out_dir:
         raise configs.ConfigError("--resume and --start_from_task need the run's --out_dir")
     try:
         cfg = snapshots.load_run_config(f.out_dir)
-    except snapshots.SnapshotError as e:
+        identity.check_config_file(f.out_dir)
+    except (snapshots.SnapshotError, identity.RunIdentityError) as e:
         raise configs.ConfigError(f"cannot resume: {e}") from e
-    # The run continues where it is now (it may have been moved), on data that may have
-    # moved since it started.
-    cfg = cfg.replace(out_dir=f.out_dir)
-    if f.data_dir is not None:
-        cfg = cfg.replace(data=dataclasses.replace(cfg.data, data_dir=f.data_dir))
-    if getattr(f, "strategy", None) is not None:  # it may resume on other hardware
-        cfg = cfg.replace(train=dataclasses.replace(cfg.train, strategy=f.strategy))
+    check_resume_flags(f, cfg)
+    # The run continues where it is now (it may have been moved).
+    cfg = _resumed_session(f, cfg.replace(out_dir=f.out_dir))
     return configs.validate(cfg)
 
 
 def config_from_flags(f) -> configs.RunConfig:
     """Builds and validates the RunConfig from parsed flags `f` (absl FLAGS or a namespace)."""
     cfg = configs.preset_config(f.dataset, f.method)
+    if getattr(f, "categories", None) == []:
+        raise configs.ConfigError("--categories is empty; give one LSUN category per task, e.g. "
+                                  "--categories bedroom,kitchen, or leave the flag out")
     categories = tuple(getattr(f, "categories", None) or cfg.data.categories)
     classes = _parse_classes(f.classes) or (tuple(range(len(categories))) if categories
                                             else cfg.classes)
@@ -138,3 +247,49 @@ def config_from_flags(f) -> configs.RunConfig:
                         evaluator_min_accuracy=f.min_evaluator_accuracy, export=f.export),
     )
     return configs.validate(cfg)
+
+
+def _user_error_types() -> tuple[type, ...]:
+    """The library's errors about input, files and state that a user can fix."""
+    from mergan_tf import (data, export, identity, release, release_import,  # noqa: PLC0415
+                           runlock, snapshots, trainer)
+    from mergan_tf.evaluation import classifiers, metrics, table1  # noqa: PLC0415
+    return (configs.ConfigError, data.DataError, snapshots.SnapshotError, export.ExportError,
+            identity.RunIdentityError, runlock.RunLockedError, classifiers.EvaluatorError,
+            metrics.FeatureExtractorError, table1.CampaignError, release.ReleaseCheckpointError,
+            release_import.ReleaseImportError, trainer.NonFiniteLossError,
+            trainer.CheckpointWriteError, trainer.OutputWriteError, OSError)
+
+
+def guarded(main: Callable, debug: Optional[Callable[[], bool]] = None) -> Callable:
+    """`main` for `absl.app.run`, whose user errors print one message (the problem, the file,
+    the fix) and exit non-zero, without a traceback unless `debug()` (--debug).
+
+    Exit status: 1 for an error; 128 + the signal number for training stopped by SIGTERM
+    (143) or SIGINT (130) after its checkpoint (`interrupts.TrainingInterrupted`), and 130
+    for Ctrl-C outside training.
+    """
+    debug = debug or (lambda: bool(flags.FLAGS.get_flag_value("debug", False)))
+
+    @functools.wraps(main)
+    def run(argv):
+        from mergan_tf import interrupts  # noqa: PLC0415
+        try:
+            return main(argv)
+        except interrupts.TrainingInterrupted as e:
+            if debug():
+                raise
+            print(f"interrupted: {e}", file=sys.stderr)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            if debug():
+                raise
+            print("interrupted (Ctrl-C) outside training: nothing to checkpoint",
+                  file=sys.stderr)
+            sys.exit(130)
+        except Exception as e:  # noqa: BLE001 -- only the user errors below are reported
+            if debug() or not isinstance(e, _user_error_types()):
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
+    return run

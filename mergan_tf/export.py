@@ -75,6 +75,14 @@ FUNCTIONS = {
 SERVING_SIGNATURE = "serving_default"
 ANY_LABEL_SIGNATURE = "sample_any_label"
 
+# What tf.saved_model.save and export_snapshot write into an export directory.
+EXPORT_ENTRIES = ("saved_model.pb", "fingerprint.pb", "variables", "assets", EXPORT_JSON)
+
+
+class ExportError(ValueError):
+    """The export's destination cannot be used (a file, a run, or not empty without
+    overwrite)."""
+
 
 def uint8_images(images: tf.Tensor) -> tf.Tensor:
     """[-1, 1] floats to uint8 as the release writes samples: round((x + 1) * 127.5)."""
@@ -316,51 +324,116 @@ def _quiet_tensorflow_logger() -> Iterator[None]:
         absl_logging.set_verbosity(verbosity)
 
 
-def _replace_dir(tmp: str, final: str) -> None:
-    """Moves the complete directory `tmp` to `final`, replacing an older export."""
-    old = f"{final}.old-{os.getpid()}"
-    if os.path.exists(final):
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+def _is_earlier_export(directory: str) -> bool:
+    """Whether `directory` holds an export and nothing else (what `tf.saved_model.save`
+    and this module write: saved_model.pb, fingerprint.pb, variables/variables.*, an empty
+    assets/, export.json)."""
+    names = set(os.listdir(directory))
+    if EXPORT_JSON not in names or not names <= set(EXPORT_ENTRIES):
+        return False
+    for sub, allowed in (("variables", "variables."), ("assets", None)):
+        path = os.path.join(directory, sub)
+        if sub in names and (not os.path.isdir(path) or any(
+                allowed is None or not name.startswith(allowed) or
+                not os.path.isfile(os.path.join(path, name)) for name in os.listdir(path))):
+            return False
+    return all(os.path.isfile(os.path.join(directory, n)) for n in names - {"variables", "assets"})
 
 
-def export_snapshot(run_dir: str, task: int, out_dir: str | None = None) -> str:
+def _check_destination(final: str, run_dir: str, overwrite: bool) -> None:
+    """Refuses a destination that is a file or a run directory, or one that holds other
+    files than an earlier export without `overwrite`."""
+    if not os.path.exists(final):
+        return
+    if not os.path.isdir(final):
+        raise ExportError(f"export directory {final} is a file; choose a new or empty directory")
+    if os.path.exists(os.path.join(final, "config.json")) or (
+            os.path.isdir(run_dir) and os.path.samefile(final, run_dir)):
+        raise ExportError(f"export directory {final} holds a run (config.json); an export needs "
+                          f"a directory of its own: choose a new or empty one, e.g. the default "
+                          f"{os.path.join(os.path.abspath(run_dir), 'export', 'task_NN')}")
+    names = sorted(os.listdir(final))
+    if names and not overwrite and not _is_earlier_export(final):
+        raise ExportError(
+            f"export directory {final} is not empty (it holds {', '.join(names[:5])}"
+            f"{' ...' if len(names) > 5 else ''}); choose a new or empty directory, or pass "
+            f"--overwrite to replace only the files an export writes "
+            f"({', '.join(EXPORT_ENTRIES)}) and leave the rest")
+
+
+def _install(tmp: str, final: str) -> None:
+    """Moves the complete export `tmp` to `final`. A missing destination, or one holding
+    only an earlier export, is replaced in one rename; otherwise each file of the export
+    replaces its namesake (export.json last, so it announces a complete export) and the
+    destination's other files stay."""
+    if not os.path.exists(final) or _is_earlier_export(final):
+        old = f"{final}.old-{os.getpid()}"
+        if os.path.exists(final):
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    for dirpath, _, filenames in os.walk(tmp):
+        target = os.path.normpath(os.path.join(final, os.path.relpath(dirpath, tmp)))
+        os.makedirs(target, exist_ok=True)
+        for name in filenames:
+            if dirpath != tmp or name != EXPORT_JSON:
+                os.replace(os.path.join(dirpath, name), os.path.join(target, name))
+    os.replace(os.path.join(tmp, EXPORT_JSON), os.path.join(final, EXPORT_JSON))
+    shutil.rmtree(tmp)
+
+
+def export_snapshot(run_dir: str, task: int, out_dir: str | None = None,
+                    overwrite: bool = False) -> str:
     """Exports the snapshot after `task` tasks as a SavedModel sampler.
 
     Written under a temporary name beside `out_dir` and renamed when complete, so a
-    reader never sees a half-written export. Takes a few seconds on a CPU.
+    reader never sees a half-written export. Takes a few seconds on a CPU. Nothing the
+    export did not write is ever removed.
 
     Args:
       run_dir: the run directory (with `config.json` and `snapshots/task_NN`).
       task: 1-based task number of the snapshot.
       out_dir: destination; default `<run_dir>/export/task_NN`.
+      overwrite: write into a destination that holds other files than an earlier export
+        (which is replaced without it), replacing only the files an export writes
+        (`EXPORT_ENTRIES`) and leaving the others.
 
     Returns:
       The export directory (holding `saved_model.pb`, `variables/`, `export.json`).
 
     Raises:
       snapshots.SnapshotError: no such snapshot, or it does not fit the run's model.
+      ExportError: the destination is a run directory, or not empty without `overwrite`.
     """
-    sampler = build_sampler(run_dir, task)
     final = os.path.abspath(out_dir or export_dir(run_dir, task))
+    _check_destination(final, run_dir, overwrite)
+    sampler = build_sampler(run_dir, task)
     tmp = f"{final}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(os.path.dirname(final), exist_ok=True)
-    with _quiet_tensorflow_logger():
-        tf.saved_model.save(sampler, tmp, signatures=sampler.signature_functions())
-    with open(os.path.join(tmp, EXPORT_JSON), "w") as f:
-        json.dump(json.loads(sampler.metadata_json.numpy()), f, indent=2, sort_keys=True)
-    _replace_dir(tmp, final)
+    try:
+        with _quiet_tensorflow_logger():
+            tf.saved_model.save(sampler, tmp, signatures=sampler.signature_functions())
+        with open(os.path.join(tmp, EXPORT_JSON), "w") as f:
+            json.dump(json.loads(sampler.metadata_json.numpy()), f, indent=2, sort_keys=True)
+        _install(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # this call's own temporary copy, if left
     return final
 
 
-def export_run(run_dir: str, out_root: str | None = None) -> list[str]:
+def export_run(run_dir: str, out_root: str | None = None, overwrite: bool = False) -> list[str]:
     """Exports every task snapshot of a run; returns the export directories.
 
     Args:
       run_dir: the run directory.
       out_root: parent of the `task_NN` exports; default `<run_dir>/export`.
+      overwrite: as `export_snapshot`, for each `task_NN` that is not empty.
+
+    Raises:
+      snapshots.SnapshotError, ExportError: as `export_snapshot`, checked for every task
+        before the first is written.
     """
     tasks = snapshots.list_snapshots(run_dir)
     if not tasks:
@@ -369,7 +442,10 @@ def export_run(run_dir: str, out_root: str | None = None) -> list[str]:
             f"is written at the end of each task; train (or, if interrupted, --resume) at "
             f"least one task with scripts/run_sequential.py --out_dir {run_dir}")
     root = out_root or os.path.join(run_dir, "export")
-    return [export_snapshot(run_dir, t, os.path.join(root, f"task_{t:02d}")) for t in tasks]
+    finals = [os.path.abspath(os.path.join(root, f"task_{t:02d}")) for t in tasks]
+    for final in finals:
+        _check_destination(final, run_dir, overwrite)
+    return [export_snapshot(run_dir, t, final, overwrite) for t, final in zip(tasks, finals)]
 
 
 def read_export_metadata(path: str) -> dict[str, Any]:

@@ -75,8 +75,17 @@ def read_snapshot_info(run_dir: str, task: int) -> dict[str, Any]:
         raise SnapshotError(
             f"no snapshot after task {task} in {run_dir} (expected {path}); "
             f"snapshots present: {have or 'none'}. Train that many tasks first.")
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            info = json.load(f)
+        if not isinstance(info, dict) or "classes" not in info:
+            raise ValueError("it does not describe a snapshot (no 'classes')")
+    except (OSError, ValueError) as e:
+        again = (f"scripts/run_sequential.py --out_dir {run_dir} --start_from_task {task - 1}"
+                 if task > 1 else "a new run (the first task has no earlier snapshot)")
+        raise SnapshotError(f"cannot read {path}: {e}. The snapshot's description is damaged; "
+                            f"restore it from a backup, or train that task again: {again}") from e
+    return info
 
 
 def restore_into(run_dir: str, task: int, **objects: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import fnmatch
 import os
 import shutil
 import time
@@ -22,7 +23,8 @@ from absl import logging
 from tensorboard.plugins.hparams import api as hparams_api
 
 from mergan_tf import images as image_lib
-from mergan_tf import distribute, export, layers, losses, runlock, sampling, snapshots
+from mergan_tf import (distribute, export, identity, interrupts, layers, losses, recovery, runlock,
+                       sampling, snapshots)
 from mergan_tf.configs import RunConfig
 from mergan_tf.data import ImageData, from_model_range, task_dataset
 from mergan_tf.methods import ReplayBatch, make_method
@@ -89,25 +91,49 @@ def hparams_metrics(cfg: RunConfig) -> list[str]:
     return list(HPARAMS_METRICS) + forgetting
 
 
+class OutputWriteError(OSError):
+    """An output of training (grid, log, snapshot, export) could not be written."""
+
+
+# Errors of TensorFlow's file writes that are the disk's or the file system's, not a bug.
+_DISK_ERRORS = ("No space left", "Disk quota", "Read-only file system", "Permission denied")
+
+
 class ScalarLog:
-    """Scalars to TensorBoard and to a long-format CSV (step, task, iteration, key, value)."""
+    """Scalars to TensorBoard and to a long-format CSV (step, task, iteration, key, value).
+
+    Both files are opened at the first write, so a run refused before it trains (e.g. a
+    resume with other data) leaves its directory as it was.
+    """
 
     def __init__(self, run_dir: str):
-        self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard"))
+        self.tensorboard_dir = os.path.join(run_dir, "tensorboard")
         self.csv_path = os.path.join(run_dir, "scalars.csv")
-        self.reopen()
+        self._writer = None
+        self._file = None
+
+    @property
+    def writer(self):
+        """The TensorBoard summary writer, created when first used."""
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.tensorboard_dir)
+        return self._writer
 
     def reopen(self) -> None:
-        """(Re)opens the CSV for appending, e.g. after a resume rewrote it."""
-        if getattr(self, "_file", None) is not None:
+        """(Re)opens the CSV for appending, e.g. after a resume rewrote it; a missing or
+        empty file gets its header at once (a kill must not leave a log without one)."""
+        if self._file is not None:
             self._file.close()
-        new = not os.path.exists(self.csv_path)
+        new = not os.path.exists(self.csv_path) or os.path.getsize(self.csv_path) == 0
         self._file = open(self.csv_path, "a", newline="")
         self._csv = csv.writer(self._file)
         if new:
-            self._csv.writerow(["global_step", "task", "iteration", "key", "value"])
+            self._csv.writerow(recovery.SCALARS_HEADER)
+            self._file.flush()
 
     def scalars(self, step: int, task: int, iteration: int, values: dict[str, float]) -> None:
+        if self._file is None:
+            self.reopen()
         with self.writer.as_default(step=step):
             for key, value in sorted(values.items()):
                 tf.summary.scalar(key, value)
@@ -132,8 +158,11 @@ class ScalarLog:
             tf.summary.image(name, grid_uint8[None])
 
     def close(self) -> None:
-        self.writer.flush()
-        self._file.close()
+        if self._writer is not None:
+            self._writer.flush()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 class Trainer:
@@ -171,6 +200,8 @@ class Trainer:
             self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
         self.fixed_noise = self._fixed_noise()
+        self._stop: Optional[interrupts.GracefulStop] = None  # set while train() runs
+        self._identity_pending = False  # an older run: record its identity once it trains
         self._gradients_before_task = layers.custom_gradient_names()
         self.log = ScalarLog(self.run_dir)
         self._sample = tf.function(
@@ -376,30 +407,80 @@ class Trainer:
     def train(self, resume: bool = False, start_from_task: Optional[int] = None) -> None:
         """Trains every task of the sequence.
 
+        SIGTERM or SIGINT stop it after the current outer iteration with a checkpoint
+        (`interrupts.GracefulStop`), raising `interrupts.TrainingInterrupted`.
+
         Args:
-          resume: continue from the latest training-state checkpoint (mid-task) or the
-            latest task snapshot, whichever is later; a fresh start when there is neither.
+          resume: continue from the latest intact training-state checkpoint (mid-task) or
+            the latest task snapshot, whichever is later; a fresh start when there is
+            neither. The run directory is repaired first (`mergan_tf.recovery`) and the
+            run's recorded identity is checked (`mergan_tf.identity`).
           start_from_task: continue after the snapshot of this finished task (1-based
             snapshot number), ignoring anything written after it.
+
+        Raises:
+          identity.RunIdentityError: a resume with other settings or other data.
+          interrupts.TrainingInterrupted: stopped by a signal, its state saved.
+          OutputWriteError, CheckpointWriteError: a write failed (e.g. a full disk).
         """
-        with runlock.RunLock(self.run_dir):
-            if not resume and start_from_task is None:
-                _write_text(os.path.join(self.run_dir, "config.json"), self.cfg.to_json())
+        with runlock.RunLock(self.run_dir), interrupts.GracefulStop() as stop:
+            self._stop = stop
             try:
+                self._begin(continuing=resume or start_from_task is not None)
                 first, task, iteration = self._starting_point(resume, start_from_task)
                 self.log.run_config(self.cfg, int(self.global_step.numpy()))
+                self._complete_exports(first)
                 for t in range(first, len(self.tasks)):
                     self.train_task(t, task if t == first else None, iteration if t == first else 0)
+                    self._stop_between_tasks(t)
+            except (OSError, tf.errors.OpError) as e:
+                error = self._write_error(e)
+                if error is e:
+                    raise
+                raise error from e
             finally:
+                self._stop = None
                 self.log.close()
+
+    def _begin(self, continuing: bool) -> None:
+        """A new run records its configuration and identity; a continued one is checked
+        against its identity, then repaired (what interrupted writes left behind)."""
+        if not continuing:
+            _write_text(os.path.join(self.run_dir, "config.json"), self.cfg.to_json())
+            identity.record(self.cfg, self.data)
+            return
+        self._identity_pending = not identity.check_resume(self.cfg, self.data)
+        recovery.remove_interrupted_writes(self.run_dir)
+
+    def _write_error(self, e: Exception) -> Exception:
+        """`e`, or an OutputWriteError naming the file and how to continue when `e` is a
+        failed write of the disk's making (full, read-only, no permission)."""
+        if isinstance(e, (CheckpointWriteError, OutputWriteError)):
+            return e
+        if isinstance(e, OSError):
+            what = f"{e.strerror or e} ({e.filename})" if e.filename else str(e)
+        elif any(text in str(e) for text in _DISK_ERRORS):
+            what = str(e).strip().splitlines()[0]
+        else:
+            return e
+        return OutputWriteError(
+            f"a file operation of the run in {self.run_dir} failed: {what}. Training stopped; its "
+            f"checkpoints and snapshots are written atomically, so the last ones are intact. "
+            f"Free some space (or fix the directory), then continue with "
+            f"scripts/run_sequential.py --out_dir {self.run_dir} --resume")
 
     def train_task(self, task_index: int, task: Optional["TaskState"] = None,
                    first_iteration: int = 0) -> None:
         """One task: its data, fresh optimizers, the iteration loop, the snapshot."""
         task = task or self.start_task(task_index)
+        if self._identity_pending:  # an older run, now shown to train on this data
+            identity.record(self.cfg, self.data)
+            self._identity_pending = False
         for iteration in range(first_iteration, self.cfg.train.iters):
             terms = self.run_iteration(task, iteration)
             self._after_iteration(task, iteration, terms)
+            if self._stop is not None and self._stop.requested:
+                self._stop_mid_task(task, iteration)
         self.method.after_task(self, task_index)
         self.write_snapshot(task_index, self.cfg.train.iters - 1)
         logging.info("%s", task.progress.summary(task.last_values, task.accuracy))
@@ -412,7 +493,44 @@ class Trainer:
         if self.cfg.output.export and self.method.conditional:
             # A SavedModel sampler of every finished task (DGR's unconditional generator
             # needs its solver to sample a class, which the export does not carry).
-            export.export_snapshot(self.run_dir, self.snapshot_number(task_index))
+            export.export_snapshot(self.run_dir, self.snapshot_number(task_index), overwrite=True)
+
+    def _complete_exports(self, first: int) -> None:
+        """Exports the finished tasks before `first` whose export is missing (a kill between
+        a task's snapshot and its export)."""
+        if not (self.cfg.output.export and self.method.conditional):
+            return
+        for t in range(first):
+            number = self.snapshot_number(t)
+            if not os.path.exists(os.path.join(export.export_dir(self.run_dir, number), export.EXPORT_JSON)):
+                logging.info("exporting the snapshot of task %d (its export is missing)", number)
+                export.export_snapshot(self.run_dir, number, overwrite=True)
+
+    # ----------------------------------------------------------------- stopping on signals
+    def _resume_hint(self) -> str:
+        return f"continue with: scripts/run_sequential.py --out_dir {self.run_dir} --resume"
+
+    def _stop_mid_task(self, task: "TaskState", iteration: int) -> None:
+        """The signal's stop: a checkpoint of this iteration (unless it was just written),
+        then TrainingInterrupted; the logs are closed and the lock released on the way out."""
+        latest = task.checkpoint.latest_checkpoint
+        if latest is None or not latest.endswith(f"ckpt-{iteration}"):
+            self._save_checkpoint(task, iteration)
+        signum = self._stop.requested
+        raise interrupts.TrainingInterrupted(
+            f"{interrupts.signal_name(signum)}: training stopped at task {task.index + 1}, "
+            f"iteration {iteration} (global step {int(self.global_step.numpy())}) with the "
+            f"checkpoint {task.checkpoint.latest_checkpoint}; {self._resume_hint()}", signum)
+
+    def _stop_between_tasks(self, task_index: int) -> None:
+        """After a task's snapshot (and export): stop there if a signal asked to."""
+        if self._stop is None or not self._stop.requested or task_index == len(self.tasks) - 1:
+            return
+        signum = self._stop.requested
+        raise interrupts.TrainingInterrupted(
+            f"{interrupts.signal_name(signum)}: training stopped after task "
+            f"{self.snapshot_number(task_index)} (its snapshot is written); {self._resume_hint()}",
+            signum)
 
     def start_task(self, task_index: int) -> "TaskState":
         """Everything a task's iterations need: method set-up, optimizers, steps, data."""
@@ -472,42 +590,57 @@ class Trainer:
             return 0, None, 0
         last_done = done[-1] if done else 0
         if start_from_task is None:
-            latest = self._latest_checkpoint(after_snapshot=last_done)
-            if latest is not None:
-                t, path = latest
-                task = self.start_task(t)
-                task.checkpoint.checkpoint.restore(path).assert_existing_objects_matched()
-                self._truncate_logs(int(self.global_step.numpy()))
-                logging.info("resuming task %d at iteration %d from %s", t + 1,
-                             int(self.iteration.numpy()) + 1, path)
-                return t, task, int(self.iteration.numpy()) + 1
+            resumed = self._resume_checkpoint(last_done)
+            if resumed is not None:
+                return resumed
         if not last_done:
+            self._truncate_logs(0)  # rows of a first task killed before any checkpoint
+            logging.info("nothing to resume from in %s: task 1 starts again", self.run_dir)
             return 0, None, 0
         snapshots.restore_into(self.run_dir, last_done, **self._snapshot_state())
         self._truncate_logs(int(self.global_step.numpy()))
         logging.info("continuing after the snapshot of task %d", last_done)
         return self._task_of_snapshot(last_done) + 1, None, 0
 
+    def _resume_checkpoint(self, last_done: int):
+        """(task index, TaskState, next iteration) restored from the newest intact
+        checkpoint of the task after snapshot `last_done`, or None when there is none."""
+        latest = self._latest_checkpoint(after_snapshot=last_done)
+        if latest is None:
+            return None
+        t, path = latest
+        task = self.start_task(t)
+        try:
+            task.checkpoint.checkpoint.restore(path).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise snapshots.SnapshotError(
+                f"the checkpoint {path} reads back intact but does not fit this run's models "
+                f"and state ({reason}): it was written with another configuration than "
+                f"{os.path.join(self.run_dir, 'config.json')}; restore that configuration, or "
+                f"move {os.path.dirname(path)} away to resume from the last task snapshot") from e
+        self._truncate_logs(int(self.global_step.numpy()))
+        logging.info("resuming task %d at iteration %d from %s", t + 1,
+                     int(self.iteration.numpy()) + 1, path)
+        return t, task, int(self.iteration.numpy()) + 1
+
     def _latest_checkpoint(self, after_snapshot: int):
-        """(task index, checkpoint path) of the newest mid-task checkpoint of a task that
-        has no snapshot yet, or None."""
+        """(task index, checkpoint path) of the newest intact mid-task checkpoint of a task
+        that has no snapshot yet, or None. Damaged newer ones are moved aside, with a
+        warning (`recovery.newest_intact_checkpoint`)."""
         for t in reversed(range(len(self.tasks))):
             if self.snapshot_number(t) <= after_snapshot:
                 return None
-            path = tf.train.latest_checkpoint(self._checkpoint_dir(t))
+            path = recovery.newest_intact_checkpoint(self._checkpoint_dir(t),
+                                                     f"task {self.snapshot_number(t)}")
             if path:
                 return t, path
         return None
 
     def _truncate_logs(self, step: int) -> None:
-        """Drops logged rows after `step`: the resumed run logs those iterations again."""
-        for name in ("scalars.csv", "forgetting.csv"):
-            path = os.path.join(self.run_dir, name)
-            if os.path.exists(path):
-                with open(path, newline="") as f:  # keep the csv module's line endings
-                    lines = f.readlines()
-                keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= step]
-                _write_text(path, "".join(keep))
+        """Repairs the CSV logs and drops their rows after `step`: the resumed run logs
+        those iterations again."""
+        recovery.repair_logs(self.run_dir, step)
         self.log.reopen()
 
     def run_iteration(self, task: "TaskState", iteration: int) -> dict[str, tf.Tensor]:
@@ -708,23 +841,61 @@ def _write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
-    """Creates the run directory; refuses to reuse one that holds a run unless told."""
-    run_dir = cfg.out_dir
-    if os.path.exists(os.path.join(run_dir, "config.json")) and not overwrite:
-        raise FileExistsError(
-            f"{run_dir} already holds a run (config.json exists); pass --resume to continue "
-            f"it from its latest checkpoint or task snapshot, --overwrite to replace it, or "
-            f"choose another --out_dir")
-    if overwrite and os.path.isdir(run_dir):
-        runlock.check_free(run_dir)  # never delete the outputs of a live run
-        for sub in ("samples", "snapshots", "checkpoints", "tensorboard", "export", "debug"):
-            shutil.rmtree(os.path.join(run_dir, sub), ignore_errors=True)
-        for name in ("scalars.csv", "forgetting.csv", "config.json", "fixed_noise.npy", "eval.json",
-                     "eval.md"):
-            path = os.path.join(run_dir, name)
-            if os.path.exists(path):
+# What a run writes into its directory (`prepare_run_dir --overwrite` removes only these):
+# top-level files, and (directory, pattern) of the entries below it.
+RUN_FILES = ("config.json", identity.IDENTITY_FILE, "fixed_noise.npy", "scalars.csv",
+             "forgetting.csv", "eval.json", "eval.md", ".write_test")
+RUN_ENTRIES = (("samples", "Task_*_Iter_*_*.png"), ("samples", "samples_groundtruth_*.png"),
+               ("snapshots", "task_[0-9][0-9]*"), ("checkpoints", "task_[0-9][0-9]*"),
+               ("export", "task_[0-9][0-9]*"), ("tensorboard", "events.out.tfevents.*"),
+               ("debug", "nonfinite_step_*"))
+
+
+def _remove_run_outputs(run_dir: str) -> None:
+    """Removes the files and folders an earlier run wrote in `run_dir`, nothing else; a
+    sub-directory it made is removed only once nothing else is left in it."""
+    for name in RUN_FILES:
+        path = os.path.join(run_dir, name)
+        if os.path.isfile(path):
+            os.remove(path)
+    for sub, pattern in RUN_ENTRIES:
+        directory = os.path.join(run_dir, sub)
+        for name in fnmatch.filter(os.listdir(directory) if os.path.isdir(directory) else [], pattern):
+            path = os.path.join(directory, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
                 os.remove(path)
+    for sub in sorted({sub for sub, _ in RUN_ENTRIES}):
+        directory = os.path.join(run_dir, sub)
+        if os.path.isdir(directory) and not os.listdir(directory):
+            os.rmdir(directory)
+
+
+def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
+    """Creates the run directory. An existing one that is not empty is used only with
+    `overwrite`, which removes what an earlier run wrote there (`RUN_ENTRIES`) and
+    nothing else.
+
+    Raises:
+      FileExistsError: the directory holds a run or other files, and not `overwrite`.
+      runlock.RunLockedError: a live process uses it.
+      PermissionError: it cannot be written.
+    """
+    run_dir = cfg.out_dir
+    existing = sorted(set(os.listdir(run_dir)) - {".lock", ".write_test"}) if os.path.isdir(run_dir) else []
+    if existing and not overwrite:
+        if "config.json" in existing:
+            raise FileExistsError(
+                f"{run_dir} already holds a run (config.json exists); pass --overwrite to replace "
+                f"it, --resume to continue it, or choose another --out_dir")
+        raise FileExistsError(
+            f"--out_dir {run_dir} is not empty (it holds {', '.join(existing[:5])}"
+            f"{' ...' if len(existing) > 5 else ''}); choose a new or empty directory, or pass "
+            f"--overwrite to write the run into it (only a run's own files are replaced)")
+    if overwrite and existing:
+        runlock.check_free(run_dir)  # never delete the outputs of a live run
+        _remove_run_outputs(run_dir)
     probe = os.path.join(run_dir, ".write_test")
     try:
         os.makedirs(run_dir, exist_ok=True)
@@ -733,5 +904,3 @@ def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
         os.remove(probe)
     except OSError as e:
         raise PermissionError(f"cannot write to --out_dir {run_dir}: {e}; choose a writable directory") from e
-
-

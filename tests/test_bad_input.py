@@ -340,6 +340,14 @@ def test_channels_that_do_not_match_the_preset(mnist_data, tmp_path):
     (dict(classes=["-1", "4"]), ["--classes [-1] outside the dataset's labels", "0..9"]),
     (dict(classes=["3", "1", "3"]), ["--classes repeats a class: [3, 1, 3]",
                                      "each class is one task"]),
+    (dict(classes=[]), ["--classes is empty", "--classes 0,1,2", "leave the flag out"]),
+    (dict(ra_factor=float("inf")), ["--ra_factor must be a finite number in [0, inf), got inf"]),
+    (dict(acgan_scale=float("nan")), ["--acgan_scale must be a finite number", "got nan"]),
+    (dict(ewc_lambda=-1.0), ["--ewc_lambda must be a finite number in [0, inf), got -1"]),
+    (dict(min_evaluator_accuracy=150.0), ["--min_evaluator_accuracy must be a finite number "
+                                          "in [0, 100], got 150"]),
+    (dict(seed=2 ** 32), ["--seed must be an integer in [0, 4294967295]", "got 4294967296"]),
+    (dict(seed=-1), ["--seed must be an integer in [0, 4294967295]", "got -1"]),
 ], ids=lambda v: "-".join(f"{k}={v[k]}" for k in v) if isinstance(v, dict) else None)
 def test_bad_flag_values_name_the_problem_and_the_fix(flags, parts):
     """Every configuration error names the flag, the bad value and the valid choices."""
@@ -556,3 +564,142 @@ def test_export_of_a_missing_snapshot_keeps_earlier_exports(kind, parts, run_aft
             export.export_snapshot(run, 2 if kind.startswith("task 2") else 0)
     assert_says(str(e.value), *parts)
     assert_unchanged(before, run)  # no new or temporary export directory either
+
+
+# ------------------------------------------- outputs never delete what they did not make
+
+
+def test_a_new_run_in_a_folder_that_holds_other_files(tmp_path):
+    """Without --overwrite a non-empty folder is refused; with it, only a run's own files
+    are replaced and the user's stay."""
+    folder = tmp_path / "mine"
+    (folder / "samples").mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    (folder / "samples" / "holiday.png").write_bytes(b"mine")
+    (folder / "samples" / "Task_1_Iter_0_0.png").write_bytes(b"an earlier run's grid")
+    (folder / "scalars.csv").write_text("an earlier run's log")
+    before = tree_state(folder)
+    cfg = tiny_config(str(folder), str(tmp_path))  # (its data is not read)
+    with pytest.raises(FileExistsError) as e:
+        prepare_run_dir(cfg)
+    assert_says(str(e.value), f"--out_dir {folder} is not empty", "notes.txt", "--overwrite")
+    assert_unchanged(before, folder)
+    prepare_run_dir(cfg, overwrite=True)
+    assert sorted(tree_state(folder)) == ["notes.txt", os.path.join("samples", "holiday.png")]
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("where", ["a user's folder", "RUN/export", "the run itself"])
+def test_export_out_dir_never_deletes_what_it_did_not_write(where, run_after_task_1, tmp_path):
+    run = copy_run(run_after_task_1, tmp_path / "run")
+    os.makedirs(os.path.join(run, "export", "task_02"))  # another task's export
+    with open(os.path.join(run, "export", "task_02", export.EXPORT_JSON), "w") as f:
+        f.write('{"task": 2}')
+    target = {"a user's folder": str(tmp_path / "mine"), "RUN/export": os.path.join(run, "export"),
+              "the run itself": run}[where]
+    os.makedirs(target, exist_ok=True)
+    with open(os.path.join(target, "results.txt"), "w") as f:
+        f.write("mine")
+    before = {"run": tree_state(run), "target": tree_state(target)}
+    with pytest.raises(export.ExportError) as e:
+        export.export_snapshot(run, 1, target)
+    fix = "holds a run (config.json)" if where == "the run itself" else "--overwrite"
+    assert_says(str(e.value), f"export directory {target}", fix)
+    assert_unchanged(before["run"], run)
+    assert_unchanged(before["target"], target)
+    if where == "the run itself":
+        with pytest.raises(export.ExportError):
+            export.export_snapshot(run, 1, target, overwrite=True)
+        assert_unchanged(before["run"], run)
+        return
+    export.export_snapshot(run, 1, target, overwrite=True)  # only the export's own files
+    assert_unchanged(before["target"], target,
+                     new_ok=("saved_model.pb", "fingerprint.pb", "variables/*", export.EXPORT_JSON))
+    assert export.read_export_metadata(target)["task"] == 1
+
+
+def test_a_damaged_snapshot_description_is_a_clear_error(run_after_task_1, tmp_path):
+    run = copy_run(run_after_task_1, tmp_path / "run")
+    path = os.path.join(snapshots.snapshot_dir(run, 1), "snapshot.json")
+    with open(path, "w") as f:
+        f.write('{"task": 1, "clas')
+    with pytest.raises(snapshots.SnapshotError) as e:
+        snapshots.read_snapshot_info(run, 1)
+    assert_says(str(e.value), f"cannot read {path}", "restore it from a backup",
+                "train that task again")
+
+
+# ---------------------------------------------------- command lines: one message, no traceback
+
+
+EXPORT_SCRIPT = os.path.join(ROOT, "scripts", "export.py")
+LOCK_HOLDER = ("import sys, time; sys.path.insert(0, sys.argv[1]); from mergan_tf import runlock; "
+               "runlock.RunLock(sys.argv[2]).acquire(); print('held', flush=True); time.sleep(300)")
+
+
+def assert_clean_failure(proc, *parts):
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert_says(proc.stderr, *parts)
+
+
+def test_command_line_errors_are_one_message(run_after_task_1, mnist_data, tmp_path):
+    """What users hit: an out-of-range seed, labels outside the dataset's classes, a flag
+    that contradicts the run being resumed, a run in use by another process, a damaged
+    snapshot description, and an export into a folder holding a file (kept, with or
+    without --overwrite)."""
+    fresh = str(tmp_path / "fresh")
+    small = ["--tasks", "1", "--iters", "1", "--model_dim", "8", "--out_dir", fresh]
+    assert_clean_failure(run_script("--seed", str(2 ** 32), *small),
+                         "--seed must be an integer in [0, 4294967295]")
+    labels = mnist_data.train_labels[:200].copy()
+    labels[7] = 12
+    bad = write_idx_dir(tmp_path / "bad_labels", mnist_data.train_images[:200], labels)
+    assert_clean_failure(run_script("--data_dir", bad, *small), "train-labels-idx1-ubyte",
+                         "1 label(s) outside the dataset's classes 0..9 (found 12)", "re-download")
+    assert not os.path.exists(fresh)
+
+    run = copy_run(run_after_task_1, tmp_path / "run")
+    assert_clean_failure(run_script("--resume", "--out_dir", run, "--method", "jtr"),
+                         "--method jtr contradicts the run", "method.name = 'sft'")
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, ROOT, run], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert_clean_failure(run_script("--resume", "--out_dir", run),
+                             f"is in use by process {holder.pid}", f"kill {holder.pid}")
+    finally:
+        holder.kill()
+        holder.wait()
+    with open(os.path.join(snapshots.snapshot_dir(run, 1), "snapshot.json"), "w") as f:
+        f.write("{")
+    assert_clean_failure(run_script("--resume", "--out_dir", run), "snapshot.json",
+                         "The snapshot's description is damaged")
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.txt").write_text("mine")
+    proc = subprocess.run([sys.executable, EXPORT_SCRIPT, "--run_dir", run_after_task_1, "--task",
+                           "1", "--out_dir", str(mine)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert_says(proc.stderr, f"export directory {mine} is not empty", "--overwrite")
+    assert sorted(os.listdir(mine)) == ["results.txt"]
+    proc = subprocess.run([sys.executable, EXPORT_SCRIPT, "--run_dir", run_after_task_1, "--task",
+                           "1", "--out_dir", str(mine), "--overwrite"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (mine / "results.txt").read_text() == "mine" and (mine / "saved_model.pb").exists()
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(batches=0), "--batches must be at least 1, got 0"),
+    (dict(batch_size=-1), "--batch_size must be at least 1, got -1"),
+    (dict(reverse_per_class=-5), "--reverse_per_class must be at least 0"),
+    (dict(seed=2 ** 32), "--seed must be in [0, 4294967293]"),
+])
+def test_evaluation_protocol_values(changes, message, run_after_task_1, evaluators):
+    """Refused before the evaluator or any snapshot is loaded (scripts/evaluate.py turns the
+    ValueError into a usage error)."""
+    with pytest.raises(ValueError) as e:
+        protocol.evaluate_run(run_after_task_1, classifier_dir=evaluators["good"], **changes)
+    assert_says(str(e.value), message)

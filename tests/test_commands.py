@@ -78,3 +78,60 @@ def test_command_help_describes_its_flags(tmp_path):
     proc = run([sys.executable, "-m", "mergan_tf", "evaluate", "--help"], tmp_path)
     assert proc.stdout.startswith("Evaluate a run's task snapshots")
     assert "--run_dir: Run directory" in proc.stdout and "--fid_per_class" in proc.stdout
+
+
+# A path that does not exist, for each command: its one-line message names the path.
+MISSING_INPUT = {
+    "train": ["--dataset", "mnist", "--data_dir", "{missing}", "--out_dir", "{tmp}/run"],
+    "evaluate": ["--run_dir", "{missing}"],
+    "export": ["--run_dir", "{missing}"],
+    "sample": ["--saved_model", "{missing}", "--out", "{tmp}/grid.png"],
+    "figures": ["{missing}"],
+    "train-classifier": ["--dataset", "mnist", "--data_dir", "{missing}"],
+    "plot-forgetting": ["{missing}"],
+    "plot-tsne": ["{missing}"],
+    "import-release": ["--checkpoint", "{missing}", "--dataset", "mnist", "--out_dir",
+                       "{tmp}/imported"],
+}
+
+
+def test_every_command_reports_a_missing_input_without_a_traceback(tmp_path):
+    assert set(MISSING_INPUT) == set(COMMANDS)
+    missing = str(tmp_path / "no_such_path")
+    for name, args in MISSING_INPUT.items():
+        args = [a.format(missing=missing, tmp=tmp_path) for a in args]
+        proc = run([sys.executable, "-m", "mergan_tf", name, *args], tmp_path)
+        assert proc.returncode == 1, (name, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr, (name, proc.stderr[-3000:])
+        last = [line for line in proc.stderr.splitlines() if line.strip()][-1]
+        assert missing in last, (name, last)
+        assert os.listdir(tmp_path) == [], (name, os.listdir(tmp_path))  # nothing written
+
+
+def test_guarded_prints_one_line_and_debug_shows_the_traceback(capsys):
+    import pytest
+
+    from mergan_tf import cli, configs
+
+    def main(argv):
+        raise configs.ConfigError("--ra_factor inf is not finite; give a number such as 0.01")
+
+    with pytest.raises(SystemExit) as e:
+        cli.guarded(main, debug=lambda: False)(["prog"])
+    assert e.value.code == 1
+    assert capsys.readouterr().err == "error: --ra_factor inf is not finite; give a number such as 0.01\n"
+    with pytest.raises(configs.ConfigError):  # --debug: the error itself, with its traceback
+        cli.guarded(main, debug=lambda: True)(["prog"])
+
+    def bug(argv):
+        raise ZeroDivisionError("a bug, not a user error")
+
+    with pytest.raises(ZeroDivisionError):  # bugs keep their traceback
+        cli.guarded(bug, debug=lambda: False)(["prog"])
+
+
+def test_every_command_but_sample_has_the_debug_flag(tmp_path):
+    # (sample imports nothing from mergan_tf, so that it runs beside an export on its own)
+    for name in ("train", "export", "plot-forgetting"):
+        proc = run([sys.executable, "-m", "mergan_tf", name, "--help"], tmp_path)
+        assert "--[no]debug: On an error, show its Python traceback" in proc.stdout, name

@@ -456,3 +456,41 @@ def test_real_mnist_subset(mnist_dir):
         np.testing.assert_array_equal(
             np.bincount(ds.train_labels),
             [1955, 2248, 1901, 2048, 1919, 1738, 1940, 2067, 1894, 1980])
+
+
+# ---------------------------------------------------------- values outside the format
+
+
+def test_labels_outside_the_dataset_classes_are_refused(tmp_path):
+    """A label above 9 in MNIST's label file is a corrupt or foreign file, not an 11th class
+    (it would be dropped from every task, and an evaluator would get 201 outputs)."""
+    arrays = write_mnist_dir(tmp_path, gz=False)
+    labels = arrays["train-labels"].copy()
+    labels[3] = 200
+    write_idx(tmp_path / "train-labels-idx1-ubyte", labels.astype(np.uint8))
+    with pytest.raises(DataError) as e:
+        data.load_dataset("mnist", data_dir=str(tmp_path), verbose=False)
+    assert str(tmp_path / "train-labels-idx1-ubyte") in str(e.value)
+    assert "1 label(s) outside the dataset's classes 0..9 (found 200)" in str(e.value)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", labels.astype(np.float32))
+    with pytest.raises(DataError, match="expected integer labels"):
+        data.load_dataset("mnist", data_dir=str(tmp_path), verbose=False)
+    with pytest.raises(DataError, match="outside the dataset's classes 0..2"):
+        data.ImageData("toy", "toy arrays", np.zeros((2, 32, 32, 1), np.uint8),
+                       np.array([0, 3]), None, None, 3, ("a", "b", "c"))
+
+
+@pytest.mark.parametrize("x,message", [
+    (np.random.default_rng(0).random((32, 32, 3, 4)), "float64 pixels in [0"),
+    (np.full((32, 32, 3, 4), 300, np.int32), "pixel values in [300, 300], outside 0..255"),
+])
+def test_svhn_pixels_must_be_uint8_values(x, message, tmp_path):
+    """A float .mat in [0, 1] would train on black images; it is refused with the fix."""
+    scipy.io.savemat(tmp_path / "train_32x32.mat", {"X": x, "y": np.ones((4, 1), np.uint8)})
+    with pytest.raises(DataError) as e:
+        data.load_dataset("svhn", data_dir=str(tmp_path), verbose=False)
+    assert message in str(e.value) and "train_32x32.mat" in str(e.value)
+    scipy.io.savemat(tmp_path / "train_32x32.mat", {"X": np.zeros((32, 32, 3, 4), np.uint8),
+                                                    "y": np.full((4, 1), 12)})
+    with pytest.raises(DataError, match="outside the dataset's classes 0..10 .found 12"):
+        data.load_dataset("svhn", data_dir=str(tmp_path), verbose=False)

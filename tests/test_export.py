@@ -336,6 +336,22 @@ def test_sample_script_writes_grid_and_arrays(how, exported, generator, python_w
     assert max_diff(d["images"], reference) <= 1
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--classes", "12"], "--classes 12: outside this mnist sampler's classes 0..9 (learned: [0, 1])"),
+    (["--classes", "one"], "--classes must be comma-separated class ids, got one"),
+    (["--out", "grid.jpg"], "--out must end in .png or .npz, got ['grid.jpg']"),
+])
+def test_sample_script_refuses_bad_requests_in_one_line(args, message, exported, tmp_path):
+    flags = {"--out": "grid.png", **dict(zip(args[::2], args[1::2]))}
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", "sample.py"), "--saved_model", exported,
+           *(a for kv in flags.items() for a in kv)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.rstrip().splitlines()[-1] == message
+    assert os.listdir(tmp_path) == []
+
+
 def test_make_figures_script(run_dir, tmp_path):
     out = tmp_path / "figs"
     stdout = run([os.path.join(ROOT, "scripts", "make_figures.py"), run_dir, run_dir,

@@ -32,7 +32,8 @@ COMMANDS = {
 
 
 def run_main(main, doc, flag_modules, argv=None):
-    """Runs `main` under `absl.app.run`, with this command's usage text and flags.
+    """Runs `main` under `absl.app.run`, with this command's usage text and flags; its user
+    errors print one line and exit 1 (`cli.guarded`), with the traceback under --debug.
 
     absl prints the docstring of `__main__` as the usage text and, for --help, the flags
     registered for `sys.argv[0]`; neither is the command module when it runs from a console
@@ -45,8 +46,11 @@ def run_main(main, doc, flag_modules, argv=None):
         argv: The command line, program name first (default `sys.argv`).
     """
     from absl import app, flags
+
+    from mergan_tf import cli
+    cli.define_debug_flag()
     sys.modules["__main__"].__doc__ = doc
-    for name in flag_modules:
+    for name in (*flag_modules, "mergan_tf.cli"):
         for flag in flags.FLAGS.get_flags_for_module(name):
             flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-    app.run(main, argv=argv)
+    app.run(cli.guarded(main), argv=argv)

@@ -21,6 +21,8 @@ flags.DEFINE_integer("task", None, "Export only the snapshot after this task (1-
                      "default: every task.")
 flags.DEFINE_string("out_dir", None, "With --task: the export directory; without: the parent "
                     "of the task_NN exports. Default <run_dir>/export[/task_NN].")
+flags.DEFINE_boolean("overwrite", False, "Write into an export directory that holds other "
+                     "files than an earlier export, replacing only the export's own files.")
 flags.mark_flag_as_required("run_dir")
 FLAGS = flags.FLAGS
 
@@ -30,10 +32,11 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
         if FLAGS.task is not None:
-            paths = [export.export_snapshot(FLAGS.run_dir, FLAGS.task, FLAGS.out_dir)]
+            paths = [export.export_snapshot(FLAGS.run_dir, FLAGS.task, FLAGS.out_dir,
+                                            FLAGS.overwrite)]
         else:
-            paths = export.export_run(FLAGS.run_dir, FLAGS.out_dir)
-    except snapshots.SnapshotError as e:
+            paths = export.export_run(FLAGS.run_dir, FLAGS.out_dir, FLAGS.overwrite)
+    except (snapshots.SnapshotError, export.ExportError) as e:
         raise app.UsageError(str(e))
     for path in paths:
         print(f"exported: {path}")

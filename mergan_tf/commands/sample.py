@@ -51,15 +51,40 @@ def grid(images, rows, pad):
     return out[..., 0] if c == 1 else out
 
 
+def class_ids(values, meta):
+    """--classes as ints, each a label slot of the sampler (0 .. num_label_slots - 1)."""
+    slots = meta["num_label_slots"]
+    try:
+        classes = [int(c) for c in values]
+    except ValueError:
+        raise app.UsageError(f"--classes must be comma-separated class ids, got "
+                             f"{','.join(values)}") from None
+    bad = [c for c in classes if not 0 <= c < slots]
+    if bad:
+        raise app.UsageError(
+            f"--classes {','.join(map(str, bad))}: outside this {meta['dataset']} sampler's "
+            f"classes 0..{slots - 1} (learned: {meta['learned_classes']})")
+    return classes
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     bad = [p for p in FLAGS.out if os.path.splitext(p)[1].lower() not in (".png", ".npz")]
     if bad:
         raise app.UsageError(f"--out must end in .png or .npz, got {bad}")
+    if not os.path.isfile(os.path.join(FLAGS.saved_model, "saved_model.pb")):
+        raise app.UsageError(
+            f"--saved_model {FLAGS.saved_model} is not an exported sampler (no saved_model.pb "
+            "there): pass a directory written by mergan-export, e.g. <run>/export/task_NN")
     sampler = tf.saved_model.load(FLAGS.saved_model)
+    if not hasattr(sampler, "metadata_json"):
+        raise app.UsageError(f"{FLAGS.saved_model} is a SavedModel but not a mergan_tf sampler "
+                             "(it has no metadata_json): export a run with mergan-export")
     meta = json.loads(sampler.metadata_json.numpy())
-    classes = [int(c) for c in FLAGS.classes] if FLAGS.classes else meta["learned_classes"]
+    classes = class_ids(FLAGS.classes, meta) if FLAGS.classes else meta["learned_classes"]
+    if FLAGS.n < 1:
+        raise app.UsageError(f"--n {FLAGS.n}: give at least 1 sample per class")
     unlearned = sorted(set(classes) - set(meta["learned_classes"]))
     if unlearned:
         logging.warning("classes %s are not learned by this snapshot (learned: %s)",

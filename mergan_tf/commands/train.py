@@ -4,8 +4,13 @@
   mergan-train --dataset mnist --data_dir DIR --method jtr --tasks 2 --iters 200
   TF_CONFIG=... mergan-train --strategy multi_worker ...  (on every host)
   mergan-train --dataset lsun --data_dir LSUN_DIR --method ra
+  mergan-train --out_dir RUN --resume        (after a stop or a crash)
 
 (also `python -m mergan_tf train ...` and `python scripts/run_sequential.py ...`)
+
+SIGTERM or SIGINT (Ctrl-C) stop a run after the current iteration with a checkpoint, and
+the process exits with status 128 + the signal (143 for SIGTERM, 130 for SIGINT); a second
+signal stops at once. Errors print one line (exit status 1); --debug shows the traceback.
 """
 
 import dataclasses
@@ -67,7 +72,7 @@ def main(argv):
 def run():
     """Entry point of `mergan-train`."""
     logging.set_verbosity(logging.INFO)
-    run_main(main, __doc__, ["mergan_tf.cli"])
+    run_main(main, __doc__, [])
 
 
 if __name__ == "__main__":

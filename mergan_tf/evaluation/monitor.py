@@ -54,7 +54,7 @@ class ForgettingMonitor:
 
     def __call__(self, sample_fn, classes, step: int, task: int, iteration: int, log=None):
         accuracy = self.measure(sample_fn, classes)
-        new = not os.path.exists(self.path)
+        new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
         with open(self.path, "a", newline="") as f:
             writer = csv.writer(f)
             if new:
@@ -81,7 +81,7 @@ def forgetting_monitor(cfg) -> "ForgettingMonitor | None":
     print(f"forgetting monitor: {classifiers.describe_evaluator(directory, meta)}")
     label_map = lsun.evaluator_ids(cfg.data.categories) if cfg.data.dataset == "lsun" else None
     return ForgettingMonitor(evaluator, cfg.out_dir, cfg.output.eval_samples_per_class,
-                             cfg.model.z_dim, seed=cfg.seed + 1234, label_map=label_map,
+                             cfg.model.z_dim, seed=(cfg.seed + 1234) % 2 ** 32, label_map=label_map,
                              regime=sampling.regime_of(cfg.method.name))
 
 

@@ -169,6 +169,19 @@ def evaluator_summary(classifier_dir: str, meta: dict) -> dict:
     return summary
 
 
+def _check_protocol(batches: int, batch_size: int, seed: int, reverse_per_class: int,
+                    fid_per_class_n: int) -> None:
+    """ValueError naming the flag when a count of the protocol is out of range."""
+    for name, value, low in (("--batches", batches, 1), ("--batch_size", batch_size, 1),
+                             ("--reverse_per_class", reverse_per_class, 0),
+                             ("--fid_per_class", fid_per_class_n, 0)):
+        if value < low:
+            raise ValueError(f"{name} must be at least {low}, got {value} (release: --batches "
+                             f"100 --batch_size 64; 0 skips reverse accuracy / FID)")
+    if not 0 <= seed <= 2 ** 32 - 3:  # numpy seeds; seed + 1 and + 2 are used too
+        raise ValueError(f"--seed must be in [0, {2 ** 32 - 3}], got {seed}")
+
+
 def evaluate_run(run_dir: str, after_tasks: Optional[Sequence[int]] = None,
                  classifier_dir: Optional[str] = None, min_accuracy: Optional[float] = None,
                  batches: int = 100, batch_size: int = 64, seed: int = 0,
@@ -181,6 +194,7 @@ def evaluate_run(run_dir: str, after_tasks: Optional[Sequence[int]] = None,
     evaluator's ids, with FID on InceptionV3 features when available (`fid_features`
     None: "auto" for LSUN, "evaluator" otherwise).
     """
+    _check_protocol(batches, batch_size, seed, reverse_per_class, fid_per_class_n)
     cfg = snapshots.load_run_config(run_dir)
     dataset = cfg.data.dataset
     classifier_dir = classifier_dir or default_classifier_dir(dataset)

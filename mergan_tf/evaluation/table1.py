@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from mergan_tf import configs, export, runlock, snapshots
+from mergan_tf import configs, export, identity, runlock, snapshots
 from mergan_tf.data import ImageData
 from mergan_tf.evaluation import protocol
 from mergan_tf.trainer import Trainer, prepare_run_dir
@@ -266,9 +266,10 @@ def fork_first_task(base_dir: str, cfg: configs.RunConfig, data: ImageData, moni
         run_cfg = cfg.replace(data=dataclasses.replace(cfg.data, resolved_source=data.source))
         with open(os.path.join(cfg.out_dir, "config.json"), "w") as f:
             f.write(run_cfg.to_json())
+        identity.record(run_cfg, data)
         trainer.write_snapshot(0, info["iteration"])
         if cfg.output.export and trainer.method.conditional:
-            export.export_snapshot(cfg.out_dir, 1)
+            export.export_snapshot(cfg.out_dir, 1, overwrite=True)
     return trainer
 
 
@@ -285,7 +286,12 @@ def wait_for_snapshot(run_dir: str, task: int, poll_seconds: float = 60.0, log=p
 def train_run(cfg: configs.RunConfig, data: ImageData, monitor=None, base_dir: Optional[str] = None,
               log=print) -> float:
     """Trains, resumes or (first task shared) forks the run; returns the seconds spent
-    training (0 for a finished run)."""
+    training (0 for a finished run).
+
+    Raises:
+      interrupts.TrainingInterrupted: SIGTERM/SIGINT stopped the run after a checkpoint
+        (the campaign's next invocation resumes it).
+    """
     state = run_state(cfg)
     if state.kind == "finished":
         log(f"{cfg.out_dir}: finished, not retraining")
