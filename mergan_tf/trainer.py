@@ -887,8 +887,9 @@ def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
     if existing and not overwrite:
         if "config.json" in existing:
             raise FileExistsError(
-                f"{run_dir} already holds a run (config.json exists); pass --overwrite to replace "
-                f"it, --resume to continue it, or choose another --out_dir")
+                f"{run_dir} already holds a run (config.json exists); pass --resume to continue "
+                f"it from its latest checkpoint or task snapshot, --overwrite to replace it, or "
+                f"choose another --out_dir")
         raise FileExistsError(
             f"--out_dir {run_dir} is not empty (it holds {', '.join(existing[:5])}"
             f"{' ...' if len(existing) > 5 else ''}); choose a new or empty directory, or pass "

@@ -633,8 +633,8 @@ def test_a_damaged_snapshot_description_is_a_clear_error(run_after_task_1, tmp_p
 
 
 EXPORT_SCRIPT = os.path.join(ROOT, "scripts", "export.py")
-LOCK_HOLDER = ("import sys, time; sys.path.insert(0, sys.argv[1]); from mergan_tf import runlock; "
-               "runlock.RunLock(sys.argv[2]).acquire(); print('held', flush=True); time.sleep(300)")
+LOCK_HOLDER = ("import sys, time; from mergan_tf import runlock; "  # (the installed package)
+               "runlock.RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(300)")
 
 
 def assert_clean_failure(proc, *parts):
@@ -662,7 +662,7 @@ def test_command_line_errors_are_one_message(run_after_task_1, mnist_data, tmp_p
     run = copy_run(run_after_task_1, tmp_path / "run")
     assert_clean_failure(run_script("--resume", "--out_dir", run, "--method", "jtr"),
                          "--method jtr contradicts the run", "method.name = 'sft'")
-    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, ROOT, run], stdout=subprocess.PIPE,
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, run], stdout=subprocess.PIPE,
                               text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
