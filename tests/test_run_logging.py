@@ -5,6 +5,7 @@ line at the end of every task."""
 import glob
 import json
 import os
+import re
 
 import pytest
 import tensorflow as tf
@@ -138,6 +139,20 @@ def test_hparams_and_config_text_in_the_event_file(tiny_ra_run):
     assert body.startswith("```json\n")
     with open(os.path.join(run_dir, "config.json")) as f:
         assert json.loads(body[len("```json\n"):-len("\n```")]) == json.load(f)
+
+
+def test_train_log_holds_the_progress_lines_and_task_summaries(tiny_ra_run):
+    _, run_dir = tiny_ra_run
+    with open(os.path.join(run_dir, "train.log"), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    assert lines, "train.log is empty"
+    assert all(re.match(r"[IWEF]\d{4} \d\d:\d\d:\d\d\.\d{3} \d+ \w+\.py:\d+\] ", line)
+               for line in lines), lines[:3]  # absl's format, one record per line
+    assert re.search(r"\] new session of .*: ra on mnist \(.*\), 2 tasks x 3 iterations$",
+                     lines[0]), lines[0]
+    for task in ("task 1/2 (class 0)", "task 2/2 (class 1)"):
+        assert any(f"{task} iter " in line and " it/s" in line for line in lines), task
+        assert sum(f"{task} done: 3 iterations in " in line for line in lines) == 1, task
 
 
 def test_resumed_runs_write_their_hparams_again(tiny_ra_run, mnist_data, monkeypatch):

@@ -42,7 +42,8 @@ def run_main(main, doc, flag_modules, argv=None):
     Args:
         main: The command's `main(argv)`.
         doc: Its usage text (the command module's docstring).
-        flag_modules: Names of the modules that define its flags.
+        flag_modules: Names of the modules that define its flags, which --help lists after
+            `doc` (with --debug); none for a command whose `doc` lists its flags itself.
         argv: The command line, program name first (default `sys.argv`).
     """
     from absl import app, flags
@@ -50,7 +51,9 @@ def run_main(main, doc, flag_modules, argv=None):
     from mergan_tf import cli
     cli.define_debug_flag()
     sys.modules["__main__"].__doc__ = doc
-    for name in (*flag_modules, "mergan_tf.cli"):
-        for flag in flags.FLAGS.get_flags_for_module(name):
-            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    listed = [flag for name in flag_modules for flag in flags.FLAGS.get_flags_for_module(name)]
+    if flag_modules:  # (a command that lists its flags in `doc` passes none)
+        listed.append(flags.FLAGS["debug"])
+    for flag in listed:
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     app.run(cli.guarded(main), argv=argv)

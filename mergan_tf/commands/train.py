@@ -55,6 +55,7 @@ def main(argv):
         raise app.UsageError(f"--eval_every needs an evaluator: {e}")
     try:  # before prepare_run_dir: a run that cannot start must not empty --out_dir
         dataset = data.load_for_config(cfg)
+        data.check_task_classes(dataset, cfg.classes)
     except data.DataError as e:
         raise app.UsageError(str(e))
     if not resuming:
@@ -72,7 +73,8 @@ def main(argv):
 def run():
     """Entry point of `mergan-train`."""
     logging.set_verbosity(logging.INFO)
-    run_main(main, __doc__, [])
+    run_main(main, __doc__ + "\nFlags (the defaults are each preset's, --dataset):" + cli.grouped_help(),
+             [])
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import os
 from typing import Callable, Sequence
 
 import numpy as np
+from absl import logging
 
 from mergan_tf import lsun, sampling
 from mergan_tf.evaluation import classifiers
@@ -78,7 +79,7 @@ def forgetting_monitor(cfg) -> "ForgettingMonitor | None":
     # A directory, or release:PREFIX for the release's pretrained classifier.
     evaluator, meta = classifiers.load_evaluator(
         directory, min_accuracy=cfg.output.evaluator_min_accuracy, dataset=cfg.data.dataset)
-    print(f"forgetting monitor: {classifiers.describe_evaluator(directory, meta)}")
+    logging.info("forgetting monitor: %s", classifiers.describe_evaluator(directory, meta))
     label_map = lsun.evaluator_ids(cfg.data.categories) if cfg.data.dataset == "lsun" else None
     return ForgettingMonitor(evaluator, cfg.out_dir, cfg.output.eval_samples_per_class,
                              cfg.model.z_dim, seed=(cfg.seed + 1234) % 2 ** 32, label_map=label_map,
