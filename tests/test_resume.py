@@ -179,7 +179,7 @@ def test_sigint_and_sigterm_stop_with_a_checkpoint_and_resume_bit_identically(wh
 
 def test_a_second_signal_stops_at_once(tmp_path):
     """The first SIGTERM is a request; the second one terminates the process at once."""
-    code = ("import os, signal, sys, time; sys.path.insert(0, sys.argv[1])\n"
+    code = ("import os, signal, sys, time\n"
             "from mergan_tf import interrupts\n"
             "with interrupts.GracefulStop() as stop:\n"
             "    os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.2)\n"
@@ -187,7 +187,7 @@ def test_a_second_signal_stops_at_once(tmp_path):
             "    os.kill(os.getpid(), signal.SIGTERM); time.sleep(30)\n"
             "    print('survived', flush=True)\n")
     start = time.time()
-    proc = subprocess.run([sys.executable, "-c", code, ROOT], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert proc.stdout.split() == ["requested", str(int(signal.SIGTERM))], proc.stderr
     assert proc.returncode == -signal.SIGTERM and time.time() - start < 20
@@ -223,8 +223,8 @@ def test_resume_after_a_finished_task_and_start_from_task(mnist_data, tmp_path):
         Trainer(cfg, mnist_data)._starting_point(resume=False, start_from_task=7)
 
 
-HOLDER = ("import sys, time; sys.path.insert(0, sys.argv[1]); from mergan_tf import runlock; "
-          "runlock.RunLock(sys.argv[2]).acquire(); print('held', flush=True); time.sleep(120)")
+HOLDER = ("import sys, time; from mergan_tf import runlock; "  # (the installed package)
+          "runlock.RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(120)")
 
 
 @pytest.fixture
@@ -232,7 +232,7 @@ def lock_holder(tmp_path):
     """A live process holding the lock of tmp_path/"run" (killed afterwards)."""
     run = tmp_path / "run"
     run.mkdir()
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, ROOT, str(run)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], stdout=subprocess.PIPE,
                             text=True)
     assert proc.stdout.readline().strip() == "held"
     yield str(run), proc
