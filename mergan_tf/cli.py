@@ -137,30 +137,26 @@ def _given(f, name: str) -> bool:
     return getattr(f, name, None) is not None
 
 
+# Run flags whose config field has no per-preset default (the rest are in FLAG_FIELDS).
+RUN_FIELDS = {"dataset": "data.dataset", "method": "method.name", "data_source": "data.source",
+              "max_images_per_class": "data.max_images_per_class", "seed": "seed"}
+
+
+def _field(cfg, dotted: str):
+    """The value of a dotted config field, e.g. "train.iters"."""
+    for name in dotted.split("."):
+        cfg = getattr(cfg, name)
+    return cfg
+
+
 def _saved_values(cfg: configs.RunConfig) -> dict:
-    """{flag: (the saved run's value, its config field)} of the run flags that must match."""
-    d, m, t = cfg.data, cfg.method, cfg.train
-    return {
-        "dataset": (d.dataset, "data.dataset"), "method": (m.name, "method.name"),
-        "iters": (t.iters, "train.iters"), "tasks": (len(cfg.classes), "classes"),
-        "classes": (cfg.classes, "classes"), "ra_factor": (m.ra_factor, "method.ra_factor"),
-        "ewc_lambda": (m.ewc_lambda, "method.ewc_lambda"),
-        "ewc_samples": (m.ewc_samples, "method.ewc_samples"),
-        "ewc_accumulate": (m.ewc_accumulate, "method.ewc_accumulate"),
-        "data_source": (d.source, "data.source"), "categories": (d.categories, "data.categories"),
-        "max_images_per_class": (d.max_images_per_class, "data.max_images_per_class"),
-        "seed": (cfg.seed, "seed"), "batch_size": (t.batch_size, "train.batch_size"),
-        "critic_iters": (t.critic_iters, "train.critic_iters"), "model_dim": (cfg.model.dim, "model.dim"),
-        "acgan_scale": (t.acgan_scale, "train.acgan_scale"),
-        "mixed_precision": (t.mixed_precision, "train.mixed_precision"),
-        "acgan_scale_g": (t.acgan_scale_g, "train.acgan_scale_g"),
-        "learning_rate": (t.learning_rate, "train.learning_rate"),
-        "beta1": (t.beta1, "train.beta1"), "beta2": (t.beta2, "train.beta2"),
-        "gp_weight": (t.gp_weight, "train.gp_weight"), "z_dim": (cfg.model.z_dim, "model.z_dim"),
-        "deconv": (cfg.model.deconv, "model.deconv"),
-        "dgr_solver_lr": (m.dgr_solver_lr, "method.dgr_solver_lr"),
-        "eval_samples": (cfg.output.eval_samples_per_class, "output.eval_samples_per_class"),
-    }
+    """{flag: (the saved run's value, its config field)} of the run flags that must match:
+    every flag of FLAG_FIELDS and RUN_FIELDS but RESUMABLE_FLAGS, and --tasks."""
+    fields = {**RUN_FIELDS, **FLAG_FIELDS}
+    saved = {name: (_field(cfg, dotted), dotted) for name, dotted in fields.items()
+             if name not in RESUMABLE_FLAGS}
+    saved["tasks"] = (len(cfg.classes), "classes")
+    return saved
 
 
 def _given_value(f, name: str):
@@ -367,15 +363,13 @@ def _show(value) -> str:
 
 
 def preset_defaults(flag: str) -> str:
-    """The effective default of a run flag for each preset (and JT's own iteration count),
-    e.g. "mnist 4001, svhn 8001, ... (jt: mnist 40001, ...)"; one value when all agree."""
+    """The effective default of a run flag over the presets: the most common value, then
+    the presets that differ, and JT's when it has its own, e.g. "4001 (svhn, cifar10: 8001;
+    lsun: 20001); with --method jt: 40001 (svhn, cifar10, lsun: 80001)"."""
     def values(method):
         out = {}
         for dataset in configs.PRESETS:
-            cfg = configs.preset_config(dataset, method)
-            for name in FLAG_FIELDS[flag].split("."):
-                cfg = getattr(cfg, name)
-            out[dataset] = _show(cfg)
+            out[dataset] = _show(_field(configs.preset_config(dataset, method), FLAG_FIELDS[flag]))
         return out
 
     def render(by_dataset):

@@ -827,8 +827,7 @@ def task_dataset(data: ImageData, classes: Sequence[int], batch_size: int = 64,
     if not classes or batch_size < 1:
         raise DataError(f"task_dataset needs at least one class and batch_size >= 1, "
                         f"got classes={classes}, batch_size={batch_size}.")
-    counts = np.bincount(labels, minlength=max(max(classes), data.num_classes) + 1)
-    empty = [c for c in classes if c < 0 or counts[c] == 0]
+    _, empty = _classes_without_images(labels, classes, data.num_classes)
     if empty:
         raise DataError(f"class(es) {empty} have no {split} images in {data.source} "
                         f"(classes 0..{data.num_classes - 1}); check --classes (the "
@@ -856,8 +855,7 @@ def check_task_classes(data: ImageData, classes: Sequence[int]) -> None:
     Raises:
         DataError: naming the classes, the data and the fix.
     """
-    counts = np.bincount(data.train_labels, minlength=max(max(classes), data.num_classes) + 1)
-    empty = [int(c) for c in classes if c < 0 or counts[c] == 0]
+    counts, empty = _classes_without_images(data.train_labels, classes, data.num_classes)
     if empty:
         have = [int(c) for c in np.flatnonzero(counts)]
         names = ", ".join(data.class_names[c] for c in have if c < len(data.class_names))
@@ -866,6 +864,12 @@ def check_task_classes(data: ImageData, classes: Sequence[int]) -> None:
             f"images in {data.source} (it has classes {have}: {names}); "
             f"pass --tasks {sum(1 for c in classes if counts[c] > 0) or 1} or --classes with "
             "classes it has, or point --data_dir at data that contains them.")
+
+
+def _classes_without_images(labels, classes, num_classes):
+    """(the image count of every label, the classes of `classes` that have no image)."""
+    counts = np.bincount(labels, minlength=max(max(classes), num_classes) + 1)
+    return counts, [int(c) for c in classes if c < 0 or counts[c] == 0]
 
 
 def _split_arrays(data, split):

@@ -83,8 +83,6 @@ def main(argv):
                              "(it has no metadata_json): export a run with mergan-export")
     meta = json.loads(sampler.metadata_json.numpy())
     classes = class_ids(FLAGS.classes, meta) if FLAGS.classes else meta["learned_classes"]
-    if FLAGS.n < 1:
-        raise app.UsageError(f"--n {FLAGS.n}: give at least 1 sample per class")
     unlearned = sorted(set(classes) - set(meta["learned_classes"]))
     if unlearned:
         logging.warning("classes %s are not learned by this snapshot (learned: %s)",

@@ -73,8 +73,8 @@ def main(argv):
 def run():
     """Entry point of `mergan-train`."""
     logging.set_verbosity(logging.INFO)
-    run_main(main, __doc__ + "\nFlags (the defaults are each preset's, --dataset):" + cli.grouped_help(),
-             [])
+    usage = __doc__ + "\nFlags (the defaults are each preset's, --dataset):" + cli.grouped_help()
+    run_main(main, usage, [])  # (the usage lists the flags)
 
 
 if __name__ == "__main__":
