@@ -14,6 +14,7 @@ several invocations with disjoint --lambdas can train side by side. Ends with
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

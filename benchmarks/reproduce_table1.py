@@ -17,6 +17,7 @@ writes eval.json/eval.md into each run, <out_root>/table1.md, and ends with
 """
 
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 
 from mergan_tf import benchmark, configs, data, interrupts  # noqa: E402
-from mergan_tf.evaluation import table1  # noqa: E402
+from mergan_tf.evaluation import classifiers, table1  # noqa: E402
 from mergan_tf.evaluation.monitor import forgetting_monitor  # noqa: E402
 
 flags.DEFINE_string("dataset", "mnist", "Dataset preset.")
@@ -87,7 +88,7 @@ def main(argv):
             shared = cfg.method.name in table1.SHARE_FIRST_TASK and cfg.method.name != "sft"
             table1.train_run(cfg, d, forgetting_monitor(cfg), base_dir if shared else None,
                              log=logging.info)
-    except (configs.ConfigError, table1.CampaignError) as e:
+    except (configs.ConfigError, table1.CampaignError, classifiers.EvaluatorError) as e:
         raise app.UsageError(str(e))
     except interrupts.TrainingInterrupted as e:  # a clean stop: the next invocation resumes
         print(f"interrupted: {e}; run the same command again to resume the campaign",
