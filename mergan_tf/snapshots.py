@@ -137,6 +137,35 @@ def load_run_config(run_dir: str) -> RunConfig:
 DTYPE_POLICIES = {"none": "float32", "bf16": "mixed_bfloat16"}
 
 
+# CPU flags of native bfloat16 arithmetic (x86); without them TF emulates bf16 in software.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> Optional[set[str]]:
+    """The CPU's feature flags from `cpuinfo`, or None where they cannot be read (not Linux,
+    not x86: no `flags` line)."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return None
+
+
+def bf16_warning(precision: str, flags: Optional[set[str]], has_gpu: bool) -> Optional[str]:
+    """A warning when `precision` is bf16 but only an x86 CPU without native bfloat16
+    (`BF16_CPU_FLAGS`) computes: TF then emulates it, measured here about 20x slower than
+    float32 (0.06 against 1.17 it/s on an AVX2-only AMD EPYC). None when bf16 is not asked
+    for, a GPU is present, or the flags are unknown."""
+    if precision != "bf16" or has_gpu or flags is None or flags & set(BF16_CPU_FLAGS):
+        return None
+    return ("--mixed_precision bf16 on a CPU without native bfloat16 (none of its flags "
+            f"{', '.join(BF16_CPU_FLAGS)}): TensorFlow emulates it, many times slower than "
+            "float32; use --mixed_precision none on this machine")
+
+
 @contextlib.contextmanager
 def _dtype_policy(name: str):
     """Layers created inside use the Keras dtype policy `name`; the global policy is

@@ -430,6 +430,10 @@ class Trainer:
                          "continued" if resume or start_from_task is not None else "new",
                          self.run_dir, self.cfg.method.name, self.cfg.data.dataset,
                          self.data.source, len(self.tasks), self.cfg.train.iters)
+            slow = snapshots.bf16_warning(self.cfg.train.mixed_precision, snapshots.cpu_flags(),
+                                          bool(tf.config.list_physical_devices("GPU")))
+            if slow:
+                logging.warning(slow)
             try:
                 self._begin(continuing=resume or start_from_task is not None)
                 first, task, iteration = self._starting_point(resume, start_from_task)

@@ -168,3 +168,40 @@ def test_resumed_runs_write_their_hparams_again(tiny_ra_run, mnist_data, monkeyp
     (summary,) = [line for line in lines if " done: " in line]
     assert summary.startswith("task 2/2 (class 1) done: 3 iterations in ")
     assert "final D " in summary and " G " in summary
+
+
+# ------------------------------------------------------------------ bf16 without native support
+
+def test_cpu_flags_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n")
+    assert snapshots.cpu_flags(str(cpuinfo)) == {"fpu", "sse2", "avx", "avx2", "fma"}
+    (tmp_path / "arm").write_text("processor\t: 0\nFeatures\t: fp asimd\n")
+    assert snapshots.cpu_flags(str(tmp_path / "arm")) is None  # no x86 flags line
+    assert snapshots.cpu_flags(str(tmp_path / "missing")) is None
+
+
+def test_bf16_warning_only_for_emulated_bf16():
+    avx2 = {"avx", "avx2"}
+    message = snapshots.bf16_warning("bf16", avx2, has_gpu=False)
+    assert message and "--mixed_precision none" in message and "avx512_bf16" in message
+    assert snapshots.bf16_warning("none", avx2, has_gpu=False) is None
+    assert snapshots.bf16_warning("bf16", avx2 | {"avx512_bf16"}, has_gpu=False) is None
+    assert snapshots.bf16_warning("bf16", avx2 | {"amx_bf16"}, has_gpu=False) is None
+    assert snapshots.bf16_warning("bf16", avx2, has_gpu=True) is None
+    assert snapshots.bf16_warning("bf16", None, has_gpu=False) is None  # flags unknown
+
+
+def test_training_warns_in_train_log_when_bf16_is_emulated(tiny_ra_run, mnist_data, monkeypatch):
+    _, run_dir = tiny_ra_run
+    asked = []
+
+    def warning(precision, flags, has_gpu):
+        asked.append(precision)
+        return "bf16 emulated here (test)"
+    monkeypatch.setattr(snapshots, "bf16_warning", warning)
+    trainer.Trainer(snapshots.load_run_config(run_dir), mnist_data).train(resume=True)
+    assert asked == ["none"]  # the run's own precision is what is checked
+    with open(os.path.join(run_dir, "train.log"), encoding="utf-8") as f:
+        warned = [line for line in f if line.endswith("] bf16 emulated here (test)\n")]
+    assert len(warned) == 1 and warned[0].startswith("W"), warned
