@@ -156,9 +156,9 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> Optional[set[str]]:
 
 def bf16_warning(precision: str, flags: Optional[set[str]], has_gpu: bool) -> Optional[str]:
     """A warning when `precision` is bf16 but only an x86 CPU without native bfloat16
-    (`BF16_CPU_FLAGS`) computes: TF then emulates it, measured here about 20x slower than
-    float32 (0.06 against 1.17 it/s on an AVX2-only AMD EPYC). None when bf16 is not asked
-    for, a GPU is present, or the flags are unknown."""
+    (`BF16_CPU_FLAGS`) computes: TF then emulates it, measured here 9x slower than float32
+    (0.13 against 1.17 it/s on an AVX2-only AMD EPYC, docs/performance.md). None when bf16
+    is not asked for, a GPU is present, or the flags are unknown."""
     if precision != "bf16" or has_gpu or flags is None or flags & set(BF16_CPU_FLAGS):
         return None
     return ("--mixed_precision bf16 on a CPU without native bfloat16 (none of its flags "
