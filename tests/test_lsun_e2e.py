@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mergan_tf import cli, data, figures, lsun, trainer
+from mergan_tf import cli, data, figures, trainer
+from mergan_tf.data import lsun
 from mergan_tf.evaluation import classifiers, protocol
 
 CATEGORIES = ["church_outdoor", "tower"]

@@ -17,7 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from mergan_tf import data, lsun  # noqa: E402
+from mergan_tf import data  # noqa: E402
+from mergan_tf.data import lsun  # noqa: E402
 from mergan_tf.commands import run_main  # noqa: E402
 from mergan_tf.evaluation import classifiers  # noqa: E402
 

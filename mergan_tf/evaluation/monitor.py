@@ -15,7 +15,8 @@ from typing import Callable, Sequence
 import numpy as np
 from absl import logging
 
-from mergan_tf import lsun, sampling
+from mergan_tf import sampling
+from mergan_tf.data import lsun
 from mergan_tf.evaluation import classifiers
 
 CSV_NAME = "forgetting.csv"

@@ -24,8 +24,8 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from mergan_tf import dgr, lsun, sampling, snapshots
-from mergan_tf.data import ImageData, load_for_config
+from mergan_tf import dgr, sampling, snapshots
+from mergan_tf.data import ImageData, load_for_config, lsun
 from mergan_tf.evaluation import classifiers, metrics
 
 # The release evaluates MNIST/SVHN after the 5th and the 10th task.
