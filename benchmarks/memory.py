@@ -29,7 +29,8 @@ from absl import app, flags  # noqa: E402
 
 from mergan_tf import benchmark, configs, data  # noqa: E402
 from mergan_tf.methods import make_method  # noqa: E402
-from mergan_tf.trainer import Trainer, prepare_run_dir, resident_memory_mb  # noqa: E402
+from mergan_tf.run_dir import prepare_run_dir  # noqa: E402
+from mergan_tf.trainer import Trainer, resident_memory_mb  # noqa: E402
 
 flags.DEFINE_string("dataset", "mnist", "Dataset preset.")
 flags.DEFINE_string("data_dir", None, "IDX / .mat directory (default: auto source).")

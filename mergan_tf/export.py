@@ -40,6 +40,7 @@ from absl import logging as absl_logging
 from mergan_tf import data as data_lib
 from mergan_tf import sampling, snapshots
 from mergan_tf.configs import RunConfig
+from mergan_tf.run_dir import CONFIG, EXPORT, SNAPSHOTS, task_dir
 
 EXPORT_FORMAT = "mergan_tf.sampler/1"
 EXPORT_JSON = "export.json"
@@ -254,7 +255,7 @@ def _checked_count(n: tf.Tensor) -> tf.Tensor:
 
 def export_dir(run_dir: str, task: int) -> str:
     """Default export directory of the snapshot after `task` tasks."""
-    return os.path.join(run_dir, "export", f"task_{task:02d}")
+    return task_dir(run_dir, EXPORT, task)
 
 
 def class_names(dataset: str, num_label_slots: int, categories=()) -> list[str]:
@@ -347,7 +348,7 @@ def _check_destination(final: str, run_dir: str, overwrite: bool) -> None:
         return
     if not os.path.isdir(final):
         raise ExportError(f"export directory {final} is a file; choose a new or empty directory")
-    if os.path.exists(os.path.join(final, "config.json")) or (
+    if os.path.exists(os.path.join(final, CONFIG)) or (
             os.path.isdir(run_dir) and os.path.samefile(final, run_dir)):
         raise ExportError(f"export directory {final} holds a run (config.json); an export needs "
                           f"a directory of its own: choose a new or empty one, e.g. the default "
@@ -438,10 +439,10 @@ def export_run(run_dir: str, out_root: str | None = None, overwrite: bool = Fals
     tasks = snapshots.list_snapshots(run_dir)
     if not tasks:
         raise snapshots.SnapshotError(
-            f"no task snapshots in {os.path.join(run_dir, 'snapshots')} to export: a snapshot "
+            f"no task snapshots in {os.path.join(run_dir, SNAPSHOTS)} to export: a snapshot "
             f"is written at the end of each task; train (or, if interrupted, --resume) at "
             f"least one task with scripts/run_sequential.py --out_dir {run_dir}")
-    root = out_root or os.path.join(run_dir, "export")
+    root = out_root or os.path.join(run_dir, EXPORT)
     finals = [os.path.abspath(os.path.join(root, f"task_{t:02d}")) for t in tasks]
     for final in finals:
         _check_destination(final, run_dir, overwrite)

@@ -40,6 +40,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from mergan_tf import export  # noqa: E402
 from mergan_tf import images as image_lib  # noqa: E402
 from mergan_tf import sampling, snapshots  # noqa: E402
+from mergan_tf.run_dir import FIXED_NOISE, SAMPLES, atomic_path  # noqa: E402
 
 _SAMPLE_RE = re.compile(r"^Task_(\d+)_Iter_(\d+)_(\d+)\.png$")
 _UNLEARNED_GRAY = 96  # cells of classes a snapshot has not learned yet
@@ -47,9 +48,9 @@ _UNLEARNED_GRAY = 96  # cells of classes a snapshot has not learned yet
 
 def fixed_noise(run_dir: str) -> np.ndarray:
     """The run's fixed latent vectors [100, z_dim] (those of every training grid)."""
-    path = os.path.join(run_dir, "fixed_noise.npy")
+    path = os.path.join(run_dir, FIXED_NOISE)
     if not os.path.exists(path):
-        raise snapshots.SnapshotError(f"{run_dir} has no fixed_noise.npy; is it a run directory?")
+        raise snapshots.SnapshotError(f"{run_dir} has no {FIXED_NOISE}; is it a run directory?")
     return np.load(path).astype(np.float32)
 
 
@@ -240,17 +241,15 @@ def save_remembering_figure(run_dirs: Sequence[str], out_path: str,
 
 def _save_matplotlib(fig, out_path: str, dpi: int = 150, tight: bool = False) -> str:
     """Writes a figure atomically; `tight` crops it to what is drawn (labels included)."""
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    tmp = f"{out_path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight" if tight else None)
+    with atomic_path(out_path, keep_extension=True) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight" if tight else None)
     plt.close(fig)
-    os.replace(tmp, out_path)
     return out_path
 
 
 def sample_frames(run_dir: str) -> list[tuple[int, int, dict[int, str]]]:
     """(task, iteration, {class: grid PNG}) of the run's sample grids, in training order."""
-    root = os.path.join(run_dir, "samples")
+    root = os.path.join(run_dir, SAMPLES)
     frames: dict[tuple[int, int], dict[int, str]] = {}
     for name in os.listdir(root) if os.path.isdir(root) else []:
         m = _SAMPLE_RE.match(name)
@@ -323,10 +322,8 @@ def save_training_gif(run_dir: str, out_path: str, cell: int = 160, max_cols: in
     images = (_gif_frame(t, i, grids, slots, cols, cell, mode, captions)
               for t, i, grids in frames)
     first = next(images)
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    tmp = f"{out_path}.tmp-{os.getpid()}.gif"
-    first.save(tmp, save_all=True, append_images=images, duration=duration_ms, loop=0)
-    os.replace(tmp, out_path)
+    with atomic_path(out_path, keep_extension=True) as tmp:
+        first.save(tmp, save_all=True, append_images=images, duration=duration_ms, loop=0)
     return out_path
 
 

@@ -23,8 +23,8 @@ import numpy as np
 from absl import logging
 
 from mergan_tf.configs import RunConfig
+from mergan_tf.run_dir import CONFIG, IDENTITY, write_json
 
-IDENTITY_FILE = "run_identity.json"
 FORMAT = "mergan_tf.run_identity/1"
 # "section.field" (or a whole section / top-level field) that may differ on resume.
 RESUMABLE_FIELDS = ("out_dir", "output", "data.data_dir", "data.resolved_source",
@@ -82,7 +82,7 @@ def _sha256(path: str) -> str:
 def record(cfg: RunConfig, data) -> str:
     """Writes `run_identity.json` for the run starting in `cfg.out_dir` (atomically)."""
     run_dir = cfg.out_dir
-    config_path = os.path.join(run_dir, "config.json")
+    config_path = os.path.join(run_dir, CONFIG)
     identity = {
         "format": FORMAT,
         "settings": training_settings(cfg.to_dict()),
@@ -90,18 +90,15 @@ def record(cfg: RunConfig, data) -> str:
         "config_sha256": _sha256(config_path) if os.path.exists(config_path) else None,
         "data": data_fingerprint(data),
     }
-    path = os.path.join(run_dir, IDENTITY_FILE)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(identity, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    path = os.path.join(run_dir, IDENTITY)
+    write_json(path, identity)
     return path
 
 
 def load(run_dir: str) -> Optional[dict[str, Any]]:
     """The recorded identity of a run, or None for a run started before identities were
     recorded."""
-    path = os.path.join(run_dir, IDENTITY_FILE)
+    path = os.path.join(run_dir, IDENTITY)
     if not os.path.exists(path):
         return None
     try:
@@ -120,7 +117,7 @@ def load(run_dir: str) -> Optional[dict[str, Any]]:
 def check_config_file(run_dir: str) -> None:
     """Refuses a `config.json` whose training settings were edited since the run started."""
     identity = load(run_dir)
-    path = os.path.join(run_dir, "config.json")
+    path = os.path.join(run_dir, CONFIG)
     if identity is None or not os.path.exists(path) or _sha256(path) == identity.get("config_sha256"):
         return
     with open(path) as f:
@@ -128,13 +125,13 @@ def check_config_file(run_dir: str) -> None:
             now = json.load(f)
         except ValueError as e:
             raise RunIdentityError(f"{path} is not valid JSON ({e}); restore it (the run's "
-                                   f"configuration is recorded in {IDENTITY_FILE})") from e
+                                   f"configuration is recorded in {IDENTITY})") from e
     diff = differences(identity["config"], now)
     if diff:
         raise RunIdentityError(
             f"{path} was edited since the run started ({'; '.join(diff)}): resuming would "
             f"continue the run with other settings than it was trained with. Restore those "
-            f"values (recorded in {os.path.join(run_dir, IDENTITY_FILE)}), or start a new run "
+            f"values (recorded in {os.path.join(run_dir, IDENTITY)}), or start a new run "
             f"with another --out_dir")
 
 
@@ -151,7 +148,7 @@ def check_resume(cfg: RunConfig, data) -> bool:
     check_config_file(cfg.out_dir)
     identity = load(cfg.out_dir)
     if identity is None:
-        logging.info("%s has no %s (an older run): recording it now", cfg.out_dir, IDENTITY_FILE)
+        logging.info("%s has no %s (an older run): recording it now", cfg.out_dir, IDENTITY)
         return False
     diff = differences(identity["config"], cfg.to_dict())
     if diff:

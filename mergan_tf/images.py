@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 from PIL import Image
+
+from mergan_tf.run_dir import atomic_path
 
 
 def to_uint8(images) -> np.ndarray:
@@ -43,7 +44,5 @@ def save_png(image: np.ndarray, path: str) -> None:
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    Image.fromarray(image).save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, keep_extension=True) as tmp:
+        Image.fromarray(image).save(tmp)

@@ -24,12 +24,15 @@ import tensorflow as tf
 from absl import logging
 
 from mergan_tf import runlock
+from mergan_tf.run_dir import (CHECKPOINTS, EXPORT, FORGETTING, SAMPLES, SCALARS, SNAPSHOTS, WRITE_TEST,
+                               atomic_path)
 
 SCALARS_HEADER = ("global_step", "task", "iteration", "key", "value")
 FORGETTING_HEADER = ("global_step", "task", "iteration", "class", "accuracy")
-LOG_HEADERS = {"scalars.csv": SCALARS_HEADER, "forgetting.csv": FORGETTING_HEADER}
+LOG_HEADERS = {SCALARS: SCALARS_HEADER, FORGETTING: FORGETTING_HEADER}
 DAMAGED_DIR = "damaged"
-_PID_SUFFIX = re.compile(r"\.(?:tmp|old)-(\d+)$")
+# `.tmp-PID` / `.old-PID`, or `.tmp-PID.png` where the writer keeps the extension (run_dir).
+_PID_SUFFIX = re.compile(r"\.(?:tmp|old)-(\d+)(?:\.[A-Za-z]+)?$")
 _CHECKPOINT_FILE = re.compile(r"^ckpt-(\d+)(?:\.index|\.data-\d+-of-\d+|_temp)$")
 
 
@@ -42,7 +45,7 @@ def _owner_gone(name: str) -> bool:
     if not match:
         return False
     pid = int(match.group(1))
-    return pid == os.getpid() or not runlock._alive(pid)  # noqa: SLF001
+    return pid == os.getpid() or not runlock.process_alive(pid)
 
 
 def _remove(path: str, removed: list[str]) -> None:
@@ -55,7 +58,7 @@ def _remove(path: str, removed: list[str]) -> None:
 
 def _repair_snapshots(run_dir: str, removed: list[str]) -> None:
     """Completes a snapshot caught between `write_snapshot`'s renames; drops the rest."""
-    root = os.path.join(run_dir, "snapshots")
+    root = os.path.join(run_dir, SNAPSHOTS)
     names = os.listdir(root) if os.path.isdir(root) else []
     # The complete new copy (.tmp) before the previous one (.old) it was replacing.
     for name in sorted(names, key=lambda n: (n.partition(".")[0], n.endswith(".old"))):
@@ -82,19 +85,23 @@ def remove_interrupted_writes(run_dir: str) -> list[str]:
     """
     removed: list[str] = []
     _repair_snapshots(run_dir, removed)
-    export_root = os.path.join(run_dir, "export")
+    export_root = os.path.join(run_dir, EXPORT)
     for name in sorted(os.listdir(export_root)) if os.path.isdir(export_root) else []:
         if _owner_gone(name):
             _remove(os.path.join(export_root, name), removed)
-    checkpoints = os.path.join(run_dir, "checkpoints")
+    checkpoints = os.path.join(run_dir, CHECKPOINTS)
     for task in sorted(os.listdir(checkpoints)) if os.path.isdir(checkpoints) else []:
         directory = os.path.join(checkpoints, task)
         for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
             if name.endswith("_temp") or name.startswith("checkpoint.tmp"):
                 _remove(os.path.join(directory, name), removed)
     for name in sorted(os.listdir(run_dir)):
-        if name == ".write_test" or _owner_gone(name):
+        if name == WRITE_TEST or _owner_gone(name):
             _remove(os.path.join(run_dir, name), removed)
+    samples = os.path.join(run_dir, SAMPLES)
+    for name in sorted(os.listdir(samples)) if os.path.isdir(samples) else []:
+        if _owner_gone(name):
+            _remove(os.path.join(samples, name), removed)
     if removed:
         logging.warning("removed what interrupted writes left behind: %s", ", ".join(removed))
     return removed
@@ -212,12 +219,10 @@ def repair_log(path: str, header: Sequence[str], max_step: int) -> None:
         if key not in seen:
             seen.add(key)
             unique.append(row)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(reversed(unique))
-    os.replace(tmp, path)
 
 
 def repair_logs(run_dir: str, max_step: int) -> None:

@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from mergan_tf import configs, export, release, runlock, sampling, snapshots
 from mergan_tf import images as image_lib
+from mergan_tf.run_dir import CONFIG, FIXED_NOISE, SAMPLES, write_json
 
 IMPORT_JSON = "release_import.json"
 IMPORT_FORMAT = "mergan_tf.release_import/1"
@@ -165,7 +166,7 @@ def prepare_out_dir(out_dir: str, overwrite: bool) -> None:
     previous = _read_manifest(out_dir)
     ours = set(previous["snapshots"]) if previous else set()
     foreign = [t for t in snapshots.list_snapshots(out_dir) if t not in ours]
-    if foreign or (previous is None and "config.json" in entries):
+    if foreign or (previous is None and CONFIG in entries):
         raise ReleaseImportError(
             f"--out_dir {out_dir} holds a run that no import wrote (config.json, snapshots "
             f"{foreign or 'none'}); --overwrite only replaces an earlier import: choose "
@@ -216,27 +217,21 @@ def write_grids(cfg: configs.RunConfig, plan: Planned, generator, noise: np.ndar
                                        _learned(cfg, plan), sampling.regime_of(cfg.method.name))
     written = []
     for c, fake in fakes.items():
-        rel = os.path.join("samples", f"Task_{plan.task}_Iter_{iteration}_{c}.png")
+        rel = os.path.join(SAMPLES, f"Task_{plan.task}_Iter_{iteration}_{c}.png")
         image_lib.save_png(image_lib.make_grid(image_lib.to_uint8(fake)),
                            os.path.join(cfg.out_dir, rel))
         written.append(rel)
     return written
 
 
-def _write_json(path: str, value: dict) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-
 
 def planned_files(cfg: configs.RunConfig, plans: Sequence[Planned], export_samplers: bool) -> list[str]:
     """Every path (relative to the run directory) an import writes, known before writing."""
-    files = ["config.json", "fixed_noise.npy", IMPORT_JSON]
+    files = [CONFIG, FIXED_NOISE, IMPORT_JSON]
     for plan in plans:
         iteration = cfg.train.iters - 1 if plan.iteration is None else plan.iteration
         files.append(os.path.relpath(snapshots.snapshot_dir(cfg.out_dir, plan.task), cfg.out_dir))
-        files += [os.path.join("samples", f"Task_{plan.task}_Iter_{iteration}_{c}.png")
+        files += [os.path.join(SAMPLES, f"Task_{plan.task}_Iter_{iteration}_{c}.png")
                   for c in _learned(cfg, plan)]
         if export_samplers:
             files.append(os.path.relpath(export.export_dir(cfg.out_dir, plan.task), cfg.out_dir))
@@ -276,15 +271,15 @@ def import_release(checkpoints: Sequence[str], dataset: str, out_dir: str,
     prepare_out_dir(out_dir, overwrite)
     with runlock.RunLock(out_dir):
         files = planned_files(cfg, plans, export_samplers)
-        _write_json(os.path.join(out_dir, IMPORT_JSON), _manifest(cfg, plans, given, files, False))
-        _write_json(os.path.join(out_dir, "config.json"), cfg.to_dict())
+        write_json(os.path.join(out_dir, IMPORT_JSON), _manifest(cfg, plans, given, files, False))
+        write_json(os.path.join(out_dir, CONFIG), cfg.to_dict())
         noise = np.random.RandomState(seed).randn(cfg.output.num_fixed_noise,
                                                   cfg.model.z_dim).astype(np.float32)
-        np.save(os.path.join(out_dir, "fixed_noise.npy"), noise)
+        np.save(os.path.join(out_dir, FIXED_NOISE), noise)
         for plan in plans:
             write_grids(cfg, plan, write_snapshot(cfg, plan, given), noise)
             if export_samplers:
                 export.export_snapshot(out_dir, plan.task)
         manifest = _manifest(cfg, plans, given, files, True)
-        _write_json(os.path.join(out_dir, IMPORT_JSON), manifest)
+        write_json(os.path.join(out_dir, IMPORT_JSON), manifest)
     return manifest

@@ -16,6 +16,7 @@ from typing import Optional
 
 from absl import logging
 
+LOCK_FILE = ".lock"  # in the run directory
 # Words in the command line of a process that may hold a run lock (old plain-pid locks).
 _MERGAN_COMMANDS = ("mergan", "run_sequential", "reproduce_table1", "ewc_sweep")
 
@@ -24,7 +25,8 @@ class RunLockedError(RuntimeError):
     """Another live process holds the run directory."""
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (owned by anyone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -81,7 +83,7 @@ class RunLock:
 
     def __init__(self, run_dir: str):
         self.run_dir = os.path.realpath(run_dir)
-        self.path = os.path.join(run_dir, ".lock")
+        self.path = os.path.join(run_dir, LOCK_FILE)
         self.held = False
 
     def acquire(self) -> None:
@@ -122,7 +124,7 @@ class RunLock:
         pid = owner["pid"]
         if pid == os.getpid():
             return None if self.held else "it was left by this process"
-        if not _alive(pid):
+        if not process_alive(pid):
             return f"its process {pid} is gone"
         if not _same_dir(owner.get("run_dir"), self.run_dir):
             return f"it was written for another run directory, {owner['run_dir']} (a copy)"

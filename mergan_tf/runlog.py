@@ -16,7 +16,8 @@ from typing import Iterator
 
 from absl import logging
 
-TRAIN_LOG = "train.log"
+from mergan_tf.run_dir import TRAIN_LOG
+
 # absl's own line format: level letter, date and time, pid, file:line] message.
 _FORMAT = "%(levelname).1s%(asctime)s.%(msecs)03d %(process)d %(filename)s:%(lineno)d] %(message)s"
 _DATE = "%m%d %H:%M:%S"

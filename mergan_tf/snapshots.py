@@ -19,6 +19,7 @@ import tensorflow as tf
 import keras
 
 from mergan_tf.configs import RunConfig
+from mergan_tf.run_dir import CONFIG, SNAPSHOTS, task_dir
 from mergan_tf.models import dcgan32, resnet64
 
 MODEL_MODULES = {"dcgan32": dcgan32, "resnet64": resnet64}
@@ -30,12 +31,12 @@ class SnapshotError(ValueError):
 
 def snapshot_dir(run_dir: str, task: int) -> str:
     """Directory of the snapshot after `task` tasks (1-based, as the paper counts)."""
-    return os.path.join(run_dir, "snapshots", f"task_{task:02d}")
+    return task_dir(run_dir, SNAPSHOTS, task)
 
 
 def list_snapshots(run_dir: str) -> list[int]:
     """Task numbers (1-based) with a complete snapshot, ascending."""
-    root = os.path.join(run_dir, "snapshots")
+    root = os.path.join(run_dir, SNAPSHOTS)
     if not os.path.isdir(root):
         return []
     tasks = []
@@ -109,7 +110,7 @@ def restore_into(run_dir: str, task: int, **objects: Any) -> dict[str, Any]:
 
 def _describe_run(run_dir: str) -> str:
     """'<run>/config.json (dataset mnist, 1 channel(s), model_dim 8)' for messages."""
-    path = os.path.join(run_dir, "config.json")
+    path = os.path.join(run_dir, CONFIG)
     try:
         cfg = load_run_config(run_dir)
     except SnapshotError:
@@ -120,7 +121,7 @@ def _describe_run(run_dir: str) -> str:
 
 def load_run_config(run_dir: str) -> RunConfig:
     """The resolved configuration of a run directory."""
-    path = os.path.join(run_dir, "config.json")
+    path = os.path.join(run_dir, CONFIG)
     if not os.path.exists(path):
         raise SnapshotError(f"{run_dir} is not a run directory: {path} is missing; pass the "
                             "--out_dir of a run written by scripts/run_sequential.py")

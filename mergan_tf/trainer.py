@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import fnmatch
 import os
-import shutil
 import time
 from typing import Callable, Iterator, Optional
 
@@ -26,6 +24,8 @@ from mergan_tf import images as image_lib
 from mergan_tf import (distribute, export, identity, interrupts, layers, losses, recovery, runlock,
                        runlog, sampling, snapshots)
 from mergan_tf.configs import RunConfig
+from mergan_tf.run_dir import (CHECKPOINTS, CONFIG, DEBUG, FIXED_NOISE, SAMPLES, SCALARS, TENSORBOARD,
+                               task_dir, write_text)
 from mergan_tf.data import ImageData, from_model_range, task_dataset
 from mergan_tf.methods import ReplayBatch, make_method
 
@@ -107,8 +107,8 @@ class ScalarLog:
     """
 
     def __init__(self, run_dir: str):
-        self.tensorboard_dir = os.path.join(run_dir, "tensorboard")
-        self.csv_path = os.path.join(run_dir, "scalars.csv")
+        self.tensorboard_dir = os.path.join(run_dir, TENSORBOARD)
+        self.csv_path = os.path.join(run_dir, SCALARS)
         self._writer = None
         self._file = None
 
@@ -212,7 +212,7 @@ class Trainer:
     # ----------------------------------------------------------------- set-up helpers
     def _fixed_noise(self) -> tf.Tensor:
         """The 100 latent vectors of every sample grid, saved with the run."""
-        path = os.path.join(self.run_dir, "fixed_noise.npy")
+        path = os.path.join(self.run_dir, FIXED_NOISE)
         if os.path.exists(path):
             noise = np.load(path)
         else:
@@ -388,13 +388,13 @@ class Trainer:
         for c, fake in fakes.items():
             grid = image_lib.make_grid(image_lib.to_uint8(fake))
             name = f"Task_{self.snapshot_number(task_index)}_Iter_{iteration}_{c}.png"
-            image_lib.save_png(grid, os.path.join(self.run_dir, "samples", name))
+            image_lib.save_png(grid, os.path.join(self.run_dir, SAMPLES, name))
             self.log.image(int(self.global_step.numpy()), f"samples/class_{c}", grid)
 
     def write_real_grid(self, task_index: int, real: tf.Tensor) -> None:
         grid = image_lib.make_grid(from_model_range(real.numpy()))
         name = "_".join(str(c) for c in self.tasks[task_index])
-        image_lib.save_png(grid, os.path.join(self.run_dir, "samples", f"samples_groundtruth_{name}.png"))
+        image_lib.save_png(grid, os.path.join(self.run_dir, SAMPLES, f"samples_groundtruth_{name}.png"))
 
     def write_snapshot(self, task_index: int, iteration: int) -> None:
         number = self.snapshot_number(task_index)
@@ -455,7 +455,7 @@ class Trainer:
         """A new run records its configuration and identity; a continued one is checked
         against its identity, then repaired (what interrupted writes left behind)."""
         if not continuing:
-            _write_text(os.path.join(self.run_dir, "config.json"), self.cfg.to_json())
+            write_text(os.path.join(self.run_dir, CONFIG), self.cfg.to_json())
             identity.record(self.cfg, self.data)
             return
         self._identity_pending = not identity.check_resume(self.cfg, self.data)
@@ -572,7 +572,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- resuming
     def _checkpoint_dir(self, task_index: int) -> str:
-        return os.path.join(self.run_dir, "checkpoints", f"task_{self.snapshot_number(task_index):02d}")
+        return task_dir(self.run_dir, CHECKPOINTS, self.snapshot_number(task_index))
 
     def _task_of_snapshot(self, number: int) -> int:
         for t in range(len(self.tasks)):
@@ -669,7 +669,7 @@ class Trainer:
         if not bad:
             return
         step = int(self.global_step.numpy())
-        debug = os.path.join(self.run_dir, "debug", f"nonfinite_step_{step}")
+        debug = os.path.join(self.run_dir, DEBUG, f"nonfinite_step_{step}")
         os.makedirs(debug, exist_ok=True)
         tf.train.Checkpoint(generator=self.generator, critic=self.critic).write(os.path.join(debug, "ckpt"))
         raise NonFiniteLossError(
@@ -840,77 +840,3 @@ def _fmt_seconds(s: float) -> str:
         return "?"
     s = int(s)
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-def _write_text(path: str, text: str) -> None:
-    """Writes a file atomically: a temporary name in the same directory, then rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-# What a run writes into its directory (`prepare_run_dir --overwrite` removes only these):
-# top-level files, and (directory, pattern) of the entries below it.
-RUN_FILES = ("config.json", identity.IDENTITY_FILE, "fixed_noise.npy", "scalars.csv",
-             "forgetting.csv", "eval.json", "eval.md", runlog.TRAIN_LOG, ".write_test")
-RUN_ENTRIES = (("samples", "Task_*_Iter_*_*.png"), ("samples", "samples_groundtruth_*.png"),
-               ("snapshots", "task_[0-9][0-9]*"), ("checkpoints", "task_[0-9][0-9]*"),
-               ("export", "task_[0-9][0-9]*"), ("tensorboard", "events.out.tfevents.*"),
-               ("debug", "nonfinite_step_*"))
-
-
-def _remove_run_outputs(run_dir: str) -> None:
-    """Removes the files and folders an earlier run wrote in `run_dir`, nothing else; a
-    sub-directory it made is removed only once nothing else is left in it."""
-    for name in RUN_FILES:
-        path = os.path.join(run_dir, name)
-        if os.path.isfile(path):
-            os.remove(path)
-    for sub, pattern in RUN_ENTRIES:
-        directory = os.path.join(run_dir, sub)
-        for name in fnmatch.filter(os.listdir(directory) if os.path.isdir(directory) else [], pattern):
-            path = os.path.join(directory, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.remove(path)
-    for sub in sorted({sub for sub, _ in RUN_ENTRIES}):
-        directory = os.path.join(run_dir, sub)
-        if os.path.isdir(directory) and not os.listdir(directory):
-            os.rmdir(directory)
-
-
-def prepare_run_dir(cfg: RunConfig, overwrite: bool = False) -> None:
-    """Creates the run directory. An existing one that is not empty is used only with
-    `overwrite`, which removes what an earlier run wrote there (`RUN_ENTRIES`) and
-    nothing else.
-
-    Raises:
-      FileExistsError: the directory holds a run or other files, and not `overwrite`.
-      runlock.RunLockedError: a live process uses it.
-      PermissionError: it cannot be written.
-    """
-    run_dir = cfg.out_dir
-    existing = sorted(set(os.listdir(run_dir)) - {".lock", ".write_test"}) if os.path.isdir(run_dir) else []
-    if existing and not overwrite:
-        if "config.json" in existing:
-            raise FileExistsError(
-                f"{run_dir} already holds a run (config.json exists); pass --resume to continue "
-                f"it from its latest checkpoint or task snapshot, --overwrite to replace it, or "
-                f"choose another --out_dir")
-        raise FileExistsError(
-            f"--out_dir {run_dir} is not empty (it holds {', '.join(existing[:5])}"
-            f"{' ...' if len(existing) > 5 else ''}); choose a new or empty directory, or pass "
-            f"--overwrite to write the run into it (only a run's own files are replaced)")
-    if overwrite and existing:
-        runlock.check_free(run_dir)  # never delete the outputs of a live run
-        _remove_run_outputs(run_dir)
-    probe = os.path.join(run_dir, ".write_test")
-    try:
-        os.makedirs(run_dir, exist_ok=True)
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise PermissionError(f"cannot write to --out_dir {run_dir}: {e}; choose a writable directory") from e

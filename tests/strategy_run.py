@@ -31,7 +31,8 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 from mergan_tf import configs, distribute, layers  # noqa: E402
 from mergan_tf.data import load_dataset  # noqa: E402
-from mergan_tf.trainer import Trainer, prepare_run_dir  # noqa: E402
+from mergan_tf.run_dir import prepare_run_dir  # noqa: E402
+from mergan_tf.trainer import Trainer  # noqa: E402
 
 
 _CALLS = collections.Counter()  # draws per (trace, replica); kept off the trackable

@@ -49,7 +49,8 @@ import tensorflow as tf
 
 from mergan_tf import cli, configs, data, export, snapshots
 from mergan_tf.evaluation import classifiers, protocol
-from mergan_tf.trainer import Trainer, prepare_run_dir
+from mergan_tf.run_dir import prepare_run_dir
+from mergan_tf.trainer import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "run_sequential.py")

@@ -18,7 +18,8 @@ import tensorflow as tf
 
 from mergan_tf import configs, export, figures, sampling
 from mergan_tf.evaluation import metrics, monitor, protocol
-from mergan_tf.trainer import Trainer, prepare_run_dir
+from mergan_tf.run_dir import prepare_run_dir
+from mergan_tf.trainer import Trainer
 
 LEARNED = (0, 1, 2)
 

@@ -9,7 +9,8 @@ import tensorflow as tf
 from mergan_tf import configs, dgr, snapshots
 from mergan_tf.evaluation import protocol
 from mergan_tf.models.dcgan32 import Generator
-from mergan_tf.trainer import Trainer, prepare_run_dir
+from mergan_tf.run_dir import prepare_run_dir
+from mergan_tf.trainer import Trainer
 
 
 def dgr_config(out_dir, iters=3):

@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from mergan_tf import configs, ewc, losses, snapshots
 from mergan_tf.models.dcgan32 import Critic, Generator
-from mergan_tf.trainer import Trainer, prepare_run_dir
+from mergan_tf.run_dir import prepare_run_dir
+from mergan_tf.trainer import Trainer
 
 
 def test_penalty_is_zero_at_the_anchor_and_matches_hand_computation():

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mergan_tf import configs, figures, images, snapshots
-from mergan_tf.trainer import Trainer, prepare_run_dir
+from mergan_tf.run_dir import prepare_run_dir
+from mergan_tf.trainer import Trainer
 
 CLASSES = (3, 5)
 

@@ -6,7 +6,8 @@ import os
 import numpy as np
 
 from mergan_tf import configs, snapshots
-from mergan_tf.trainer import Trainer, prepare_run_dir
+from mergan_tf.run_dir import prepare_run_dir
+from mergan_tf.trainer import Trainer
 
 
 def jt_trainer(mnist_data, out_dir, iters=2):

@@ -16,6 +16,7 @@ from PIL import Image
 
 from mergan_tf import cli, data, figures, trainer
 from mergan_tf.data import lsun
+from mergan_tf.run_dir import prepare_run_dir
 from mergan_tf.evaluation import classifiers, protocol
 
 CATEGORIES = ["church_outdoor", "tower"]
@@ -107,7 +108,7 @@ def test_tiny_lsun_run_through_table2_and_mosaics(lsun_dir, evaluator_dir, tmp_p
     cfg = cfg.replace(train=dataclasses.replace(cfg.train, fused_iteration=False),
                       output=dataclasses.replace(cfg.output, num_fixed_noise=16))
     real = data.load_for_config(cfg, verbose=False)
-    trainer.prepare_run_dir(cfg)
+    prepare_run_dir(cfg)
     trainer.Trainer(cfg, real).train()
     assert os.path.exists(os.path.join(run_dir, "samples", "Task_2_Iter_1_0.png"))
 

@@ -14,7 +14,8 @@ import keras
 import tensorflow as tf
 
 from mergan_tf import configs, distribute, layers
-from mergan_tf.trainer import Trainer, prepare_run_dir
+from mergan_tf.run_dir import prepare_run_dir
+from mergan_tf.trainer import Trainer
 
 
 def _func_graphs():

@@ -9,7 +9,8 @@ import pytest
 
 from mergan_tf import configs, snapshots
 from mergan_tf.evaluation import classifiers, monitor, plots, protocol, table1
-from mergan_tf.trainer import Trainer, prepare_run_dir
+from mergan_tf.run_dir import prepare_run_dir
+from mergan_tf.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ import pytest
 import tensorflow as tf
 
 from mergan_tf import cli, configs, export, identity, runlock, snapshots
-from mergan_tf.trainer import NonFiniteLossError, Trainer, prepare_run_dir
+from mergan_tf.run_dir import prepare_run_dir
+from mergan_tf.trainer import NonFiniteLossError, Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "run_sequential.py")

@@ -5,7 +5,8 @@ import dataclasses
 import os
 
 from mergan_tf import configs
-from mergan_tf.trainer import Trainer, prepare_run_dir
+from mergan_tf.run_dir import prepare_run_dir
+from mergan_tf.trainer import Trainer
 
 
 def train_two_tasks(method, data, run_dir, **train_changes):

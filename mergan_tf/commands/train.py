@@ -22,6 +22,7 @@ from absl import app, flags, logging  # noqa: E402
 
 from mergan_tf import cli, configs, data, distribute, runlock, trainer  # noqa: E402
 from mergan_tf.commands import run_main  # noqa: E402
+from mergan_tf.run_dir import prepare_run_dir  # noqa: E402
 from mergan_tf.evaluation import classifiers  # noqa: E402
 from mergan_tf.evaluation.monitor import forgetting_monitor  # noqa: E402
 
@@ -60,7 +61,7 @@ def main(argv):
         raise app.UsageError(str(e))
     if not resuming:
         try:
-            trainer.prepare_run_dir(cfg, overwrite=FLAGS.overwrite)
+            prepare_run_dir(cfg, overwrite=FLAGS.overwrite)
         except (FileExistsError, PermissionError, runlock.RunLockedError) as e:
             raise app.UsageError(str(e))
     logging.info("data source: %s", dataset.source)

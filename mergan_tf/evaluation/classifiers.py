@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from mergan_tf import paths
 from mergan_tf.data import to_model_range
+from mergan_tf.run_dir import atomic_path, write_text
 
 ARCHITECTURES = ("mlp", "svhn_conv", "cnn", "vgg16", "vgg_small")
 FEATURES_LAYER = "features"
@@ -316,18 +317,6 @@ def penultimate_features(model, images, batch_size=512):
     return predict_logits(extractor, images, batch_size)
 
 
-def _replace_atomically(directory, final_name, write_fn):
-    """Writes a file through write_fn(tmp_path) in `directory`, then renames it."""
-    stem, suffix = os.path.splitext(final_name)
-    tmp = os.path.join(directory, f".{stem}.tmp-{os.getpid()}{suffix}")
-    try:
-        write_fn(tmp)
-        os.replace(tmp, os.path.join(directory, final_name))
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _inference_copy(model):
     """The model without its compiled optimizer state (a third of the file size)."""
     copy = keras.Model.from_config(model.get_config())  # Uncompiled, unlike clone_model.
@@ -356,12 +345,9 @@ def save_classifier(model, directory, metadata):
     os.makedirs(directory, exist_ok=True)
     text = json.dumps(metadata, indent=2, sort_keys=True) + "\n"
 
-    def write_json(path):
-        with open(path, "w") as f:
-            f.write(text)
-
-    _replace_atomically(directory, MODEL_FILE, _inference_copy(model).save)
-    _replace_atomically(directory, METADATA_FILE, write_json)
+    with atomic_path(os.path.join(directory, MODEL_FILE), keep_extension=True) as tmp:
+        _inference_copy(model).save(tmp)
+    write_text(os.path.join(directory, METADATA_FILE), text)
     return metadata
 
 

@@ -18,8 +18,7 @@ from absl import logging
 from mergan_tf import sampling
 from mergan_tf.data import lsun
 from mergan_tf.evaluation import classifiers
-
-CSV_NAME = "forgetting.csv"
+from mergan_tf.run_dir import FORGETTING
 
 
 class ForgettingMonitor:
@@ -42,7 +41,7 @@ class ForgettingMonitor:
         self.evaluator = evaluator
         self.label_map = label_map
         self.regime = sampling.check_regime(regime)
-        self.path = os.path.join(run_dir, CSV_NAME)
+        self.path = os.path.join(run_dir, FORGETTING)
         self.z = np.random.RandomState(seed).randn(samples_per_class, z_dim).astype(np.float32)
 
     def measure(self, sample_fn: Callable, classes: Sequence[int]) -> dict[int, float]:
@@ -89,7 +88,7 @@ def forgetting_monitor(cfg) -> "ForgettingMonitor | None":
 
 def read_forgetting_csv(run_dir: str) -> list[dict]:
     """Rows of a run's forgetting.csv with numeric fields."""
-    path = os.path.join(run_dir, CSV_NAME)
+    path = os.path.join(run_dir, FORGETTING)
     if not os.path.exists(path):
         raise FileNotFoundError(
             f"{path} not found: train with --eval_every N (and an evaluator) to record forgetting")

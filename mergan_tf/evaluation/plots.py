@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 
 from mergan_tf import sampling, snapshots  # noqa: E402
 from mergan_tf.evaluation import classifiers, metrics, monitor, protocol  # noqa: E402
+from mergan_tf.run_dir import atomic_path  # noqa: E402
 
 
 def _run_label(run_dir: str) -> str:
@@ -81,10 +82,8 @@ def plot_tsne(run_dirs: Sequence[str], class_id: int, real_images: np.ndarray, e
 
 
 def _save(fig, out_path: str) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    tmp = f"{out_path}.tmp-{os.getpid()}.png"
     fig.tight_layout()
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(out_path, keep_extension=True) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, out_path)
     return out_path

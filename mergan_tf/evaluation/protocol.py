@@ -18,7 +18,6 @@ when its ImageNet weights are cached, else the evaluator's features; the result 
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional, Sequence
 
@@ -27,6 +26,7 @@ import tensorflow as tf
 from mergan_tf import dgr, sampling, snapshots
 from mergan_tf.data import ImageData, load_for_config, lsun
 from mergan_tf.evaluation import classifiers, metrics
+from mergan_tf.run_dir import CHECKPOINTS, EVAL_JSON, EVAL_MD, write_json, write_text
 
 # The release evaluates MNIST/SVHN after the 5th and the 10th task.
 RELEASE_AFTER_TASKS = (5, 10)
@@ -44,7 +44,7 @@ def choose_after_tasks(run_dir: str, requested: Optional[Sequence[int]] = None,
     snapshot when it has neither). SnapshotError names what is missing."""
     available = snapshots.list_snapshots(run_dir)
     if not available:
-        interrupted = os.path.isdir(os.path.join(run_dir, "checkpoints"))
+        interrupted = os.path.isdir(os.path.join(run_dir, CHECKPOINTS))
         raise snapshots.SnapshotError(
             f"{run_dir} has no task snapshot (snapshots/task_NN/), so there is nothing to "
             f"evaluate; " + (f"its first task was interrupted: finish it with "
@@ -220,8 +220,8 @@ def evaluate_run(run_dir: str, after_tasks: Optional[Sequence[int]] = None,
         if filtered is not None:
             r["dgr_sampling"] = dict(filtered.stats, acceptance_rate=filtered.acceptance_rate())
         results["tasks"][str(task)] = r
-    _write_atomically(os.path.join(run_dir, "eval.json"), json.dumps(results, indent=2, sort_keys=True))
-    _write_atomically(os.path.join(run_dir, "eval.md"), markdown_report(results))
+    write_json(os.path.join(run_dir, EVAL_JSON), results)
+    write_text(os.path.join(run_dir, EVAL_MD), markdown_report(results))
     return results
 
 
@@ -275,10 +275,3 @@ def evaluator_line(ev: dict) -> str:
 def _key(d: dict, c: int):
     """Per-class dicts may be keyed by int (in memory) or str (from JSON)."""
     return c if c in d else str(c)
-
-
-def _write_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -20,7 +20,9 @@ import tensorflow as tf
 from mergan_tf import configs, export, identity, runlock, snapshots
 from mergan_tf.data import ImageData
 from mergan_tf.evaluation import protocol
-from mergan_tf.trainer import Trainer, prepare_run_dir
+from mergan_tf.run_dir import (CHECKPOINTS, CONFIG, EVAL_JSON, EVAL_MD, FIXED_NOISE, FORGETTING, SAMPLES,
+                               SCALARS, TENSORBOARD, prepare_run_dir, task_dir, write_text)
+from mergan_tf.trainer import Trainer
 
 # Table 1 of the paper: mean accuracy (%) over learned classes after 5 and 10 tasks.
 PAPER_TABLE1 = {
@@ -116,7 +118,7 @@ def _differences(a: configs.RunConfig, b: configs.RunConfig) -> list[str]:
 
 
 def saved_config(cfg: configs.RunConfig) -> Optional[configs.RunConfig]:
-    path = os.path.join(cfg.out_dir, "config.json")
+    path = os.path.join(cfg.out_dir, CONFIG)
     if not os.path.exists(path):
         return None
     with open(path) as f:
@@ -164,14 +166,14 @@ def run_state(cfg: configs.RunConfig) -> RunState:
     if len(cfg.classes) in done:
         return RunState("finished", len(cfg.classes), cfg.train.iters - 1, rate)
     task = (done[-1] if done else 0) + 1
-    latest = tf.train.latest_checkpoint(os.path.join(cfg.out_dir, "checkpoints", f"task_{task:02d}"))
+    latest = tf.train.latest_checkpoint(task_dir(cfg.out_dir, CHECKPOINTS, task))
     iteration = int(latest.rsplit("-", 1)[1]) if latest else -1
     return RunState("partial", task, iteration, rate)
 
 
 def _last_rate(run_dir: str) -> Optional[float]:
     """The latest logged outer-iteration rate of a run (perf/iters_per_sec), if any."""
-    path = os.path.join(run_dir, "scalars.csv")
+    path = os.path.join(run_dir, SCALARS)
     if not os.path.exists(path):
         return None
     rate = None
@@ -224,13 +226,13 @@ def _hours(seconds: float) -> str:
 
 def _copy_first_task_outputs(base_dir: str, run_dir: str, first_class: int, last_step: int) -> None:
     """The base run's outputs of task 1 (grids, noise, logged rows up to `last_step`)."""
-    shutil.copy2(os.path.join(base_dir, "fixed_noise.npy"), os.path.join(run_dir, "fixed_noise.npy"))
-    samples = os.path.join(base_dir, "samples")
-    os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
+    shutil.copy2(os.path.join(base_dir, FIXED_NOISE), os.path.join(run_dir, FIXED_NOISE))
+    samples = os.path.join(base_dir, SAMPLES)
+    os.makedirs(os.path.join(run_dir, SAMPLES), exist_ok=True)
     for name in os.listdir(samples) if os.path.isdir(samples) else []:
         if name.startswith("Task_1_") or name == f"samples_groundtruth_{first_class}.png":
-            shutil.copy2(os.path.join(samples, name), os.path.join(run_dir, "samples", name))
-    for name in ("scalars.csv", "forgetting.csv"):
+            shutil.copy2(os.path.join(samples, name), os.path.join(run_dir, SAMPLES, name))
+    for name in (SCALARS, FORGETTING):
         src = os.path.join(base_dir, name)
         if os.path.exists(src):
             with open(src, newline="") as f:
@@ -264,8 +266,7 @@ def fork_first_task(base_dir: str, cfg: configs.RunConfig, data: ImageData, moni
                                rng=trainer.rng, global_step=trainer.global_step)
         trainer.method.after_task(trainer, 0)
         run_cfg = cfg.replace(data=dataclasses.replace(cfg.data, resolved_source=data.source))
-        with open(os.path.join(cfg.out_dir, "config.json"), "w") as f:
-            f.write(run_cfg.to_json())
+        write_text(os.path.join(cfg.out_dir, CONFIG), run_cfg.to_json())
         identity.record(run_cfg, data)
         trainer.write_snapshot(0, info["iteration"])
         if cfg.output.export and trainer.method.conditional:
@@ -400,7 +401,7 @@ def training_seconds(run_dir: str) -> float:
     resumed later). Scalars are logged every few seconds, so this is close to the time the
     trainer ran, tracing, grids and monitor included."""
     times = []
-    for path in sorted(glob.glob(os.path.join(run_dir, "tensorboard", "events.out.tfevents.*"))):
+    for path in sorted(glob.glob(os.path.join(run_dir, TENSORBOARD, "events.out.tfevents.*"))):
         times += [e.wall_time for e in tf.compat.v1.train.summary_iterator(path) if e.summary.value]
     times.sort()
     gaps = [b - a for a, b in zip(times, times[1:])]
@@ -423,7 +424,7 @@ def collect_run(cfg: configs.RunConfig, out_dir: str) -> list[str]:
     from mergan_tf import figures  # noqa: PLC0415 (matplotlib only where figures are made)
     os.makedirs(out_dir, exist_ok=True)
     written = []
-    for name in ("eval.json", "eval.md", "forgetting.csv", "config.json"):
+    for name in (EVAL_JSON, EVAL_MD, FORGETTING, CONFIG):
         src = os.path.join(cfg.out_dir, name)
         if os.path.exists(src):
             shutil.copy2(src, os.path.join(out_dir, name))
