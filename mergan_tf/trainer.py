@@ -24,13 +24,10 @@ from tensorboard.plugins.hparams import api as hparams_api
 
 from mergan_tf import images as image_lib
 from mergan_tf import (distribute, export, identity, interrupts, layers, losses, recovery, runlock,
-                       runlog, sampling, snapshots)
+                       runlog, sampling, snapshots, tasks)
 from mergan_tf.configs import RunConfig
 from mergan_tf.data import ImageData, from_model_range, task_dataset
 from mergan_tf.methods import ReplayBatch, make_method
-
-# The release writes class grids at these iterations as well as every `sample_every`.
-SAMPLE_ITERS = frozenset(2 ** k for k in range(15))
 
 
 def resident_memory_mb() -> dict[str, float]:
@@ -44,11 +41,6 @@ def resident_memory_mb() -> dict[str, float]:
     return {key: int(fields[name].split()[0]) / 1024.0
             for key, name in (("perf/rss_mb", "VmRSS"), ("perf/peak_rss_mb", "VmHWM"))
             if name in fields}
-
-
-def should_sample(iteration: int, sample_every: int) -> bool:
-    """The release's sample schedule: 1, 2, 4, ..., 16384 and every `sample_every`."""
-    return iteration % sample_every == 0 or iteration in SAMPLE_ITERS
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -204,7 +196,8 @@ class Trainer:
         self._identity_pending = False  # an older run: record its identity once it trains
         self._gradients_before_task = layers.custom_gradient_names()
         self.log = ScalarLog(self.run_dir)
-        self._sample = tf.function(
+        # The generator's compiled sampler (grids, the forgetting monitor; methods' default).
+        self.sample = tf.function(
             lambda z, labels: self.generator(z, labels),
             input_signature=[tf.TensorSpec([None, config.model.z_dim], tf.float32),
                              tf.TensorSpec([None], tf.int32)])
@@ -228,13 +221,12 @@ class Trainer:
                                           beta_2=t.beta2, epsilon=t.epsilon)
 
     def learned_classes(self, task_index: int) -> tuple[int, ...]:
-        """Classes learned by the end of task `task_index` (0-based), in task order."""
-        return tuple(c for task in self.tasks[:task_index + 1] for c in task)
+        """Classes learned by the end of task `task_index` (`tasks.learned_classes`)."""
+        return tasks.learned_classes(self.tasks, task_index)
 
     def snapshot_number(self, task_index: int) -> int:
-        """The snapshot name of a task: the number of classes learned by its end (the
-        paper's "after task N"; equal to task_index + 1 for one class per task)."""
-        return len(self.learned_classes(task_index))
+        """The snapshot name of a task (`tasks.snapshot_number`)."""
+        return tasks.snapshot_number(self.tasks, task_index)
 
     def restore_replay_generator(self, task_index: int) -> None:
         """Loads the snapshot written at the end of task `task_index` (0-based), frozen."""
@@ -243,11 +235,9 @@ class Trainer:
         self.replay_generator.trainable = False
 
     def replay_size(self, task_index: int) -> int:
-        """Replay samples per previous class on each replica: batch // t (MNIST/SVHN) or a
-        full batch, split across the replicas of a --strategy run."""
-        batch = self.cfg.train.batch_size
-        return distribute.replica_share(batch // task_index if self.cfg.method.reduce_batch else batch,
-                                        self.strategy)
+        """Replay samples per previous class on each replica: `tasks.replay_size` (batch // t
+        on MNIST/SVHN, a full batch on LSUN) split across the replicas of a --strategy run."""
+        return distribute.replica_share(tasks.replay_size(self.cfg, task_index), self.strategy)
 
     # ----------------------------------------------------------------- compiled steps
     def _replay(self, replay_labels: Optional[tf.Tensor], t: int,
@@ -288,9 +278,8 @@ class Trainer:
         task_classes = self.tasks[task_index]
         replay_labels = None
         if self.method.needs_replay and task_index > 0:
-            n = self.replay_size(task_index)
-            previous = self.learned_classes(task_index - 1)
-            replay_labels = tf.constant(np.repeat(previous, n), tf.int32)
+            replay_labels = tf.constant(
+                tasks.replay_labels(self.tasks, task_index, self.replay_size(task_index)), tf.int32)
         g_vars = self.generator.trainable_variables
         d_vars = self.critic.trainable_variables
         g_opt.build(g_vars)
@@ -318,11 +307,11 @@ class Trainer:
             alpha = self.rng.uniform([self.replica_batch_size, 1, 1, 1])
             replay = self._replay(replay_labels, task_index, self.method.old_in_critic_update)
             with tf.GradientTape() as tape:
-                real_logits, real_class_logits, fake_logits = self._critic_real_fake(real, fake)
+                wasserstein, penalty, real_class_logits = losses.wgan_gp_critic_loss(
+                    self.critic, real, fake, alpha, tc.gp_weight, tc.concat_critic)
                 terms = {
-                    "loss/critic/wasserstein": losses.wasserstein_critic_loss(real_logits, fake_logits),
-                    "loss/critic/gp": tc.gp_weight * losses.gradient_penalty(
-                        lambda x: self.critic(x)[0], real, fake, alpha),
+                    "loss/critic/wasserstein": wasserstein,
+                    "loss/critic/gp": penalty,
                     "loss/critic/ac_real": tc.acgan_scale * losses.classification_loss(
                         real_class_logits, real_labels),
                 }
@@ -336,16 +325,6 @@ class Trainer:
             return terms
 
         return generator_update, critic_update
-
-    def _critic_real_fake(self, real, fake):
-        """Critic logits of the real and fake batches: one call on [real; fake] (the
-        critic has no batch-dependent layer) or two calls (the straightforward path)."""
-        if not self.cfg.train.concat_critic:
-            real_logits, real_class_logits = self.critic(real)
-            return real_logits, real_class_logits, self.critic(fake)[0]
-        logits, class_logits = self.critic(tf.concat([real, fake], axis=0))
-        real_logits, fake_logits = tf.split(logits, 2)
-        return real_logits, class_logits[:tf.shape(real)[0]], fake_logits
 
     def compile_iteration(self, generator_update, critic_update):
         """`iteration(reals [K, B, ...], labels [K, B], with_generator)` for one outer
@@ -575,9 +554,9 @@ class Trainer:
         return os.path.join(self.run_dir, "checkpoints", f"task_{self.snapshot_number(task_index):02d}")
 
     def _task_of_snapshot(self, number: int) -> int:
-        for t in range(len(self.tasks)):
-            if self.snapshot_number(t) == number:
-                return t
+        t = tasks.task_of_snapshot(self.tasks, number)
+        if t is not None:
+            return t
         raise snapshots.SnapshotError(
             f"snapshot {number} does not belong to this run's tasks {self.tasks}")
 
@@ -703,7 +682,7 @@ class Trainer:
             self.log.scalars(step, self.snapshot_number(task.index), iteration, values)
             task.progress.report(iteration, values)
             task.last_values = values
-        if should_sample(iteration, out.sample_every) or last:
+        if tasks.should_sample(iteration, out.sample_every) or last:
             self.write_class_grids(task.index, iteration)
         if iteration % out.checkpoint_every == 0:
             self._save_checkpoint(task, iteration)

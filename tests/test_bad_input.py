@@ -49,6 +49,7 @@ import tensorflow as tf
 
 from mergan_tf import cli, configs, data, export, snapshots
 from mergan_tf.evaluation import classifiers, protocol
+from mergan_tf.models import classifiers as classifier_models
 from mergan_tf.trainer import Trainer, prepare_run_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -192,7 +193,7 @@ def evaluators(tmp_path_factory):
     MNIST one, a weak MNIST one (60%) and one trained on SVHN."""
     root = tmp_path_factory.mktemp("evaluators")
     good = str(root / "mnist")
-    model = classifiers.build_classifier("mlp", (32, 32, 1))
+    model = classifier_models.build_classifier("mlp", (32, 32, 1))
     classifiers.save_classifier(model, good, {"arch": "mlp", "dataset": "mnist",
                                               "test_accuracy": 99.0})
     dirs = {"good": good}

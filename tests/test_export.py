@@ -14,7 +14,8 @@ import pytest
 from PIL import Image, ImageSequence
 
 from mergan_tf import configs, export, figures, images, snapshots
-from mergan_tf.trainer import Trainer, prepare_run_dir, should_sample
+from mergan_tf.tasks import should_sample
+from mergan_tf.trainer import Trainer, prepare_run_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = (0, 1)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from mergan_tf import configs, snapshots
-from mergan_tf.trainer import Trainer, prepare_run_dir, should_sample
+from mergan_tf.tasks import should_sample
+from mergan_tf.trainer import Trainer, prepare_run_dir
 
 ITERS = 3
 
