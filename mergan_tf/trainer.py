@@ -23,11 +23,12 @@ from absl import logging
 from tensorboard.plugins.hparams import api as hparams_api
 
 from mergan_tf import images as image_lib
-from mergan_tf import (distribute, export, identity, interrupts, layers, losses, recovery, runlock,
-                       runlog, sampling, snapshots, tasks)
+from mergan_tf import (distribute, export, identity, interrupts, layers, losses, optimizers,
+                       recovery, runlock, runlog, sampling, snapshots, tasks)
 from mergan_tf.configs import RunConfig
 from mergan_tf.data import ImageData, from_model_range, task_dataset
 from mergan_tf.methods import ReplayBatch, make_method
+from mergan_tf.models import factory
 
 
 def resident_memory_mb() -> dict[str, float]:
@@ -181,8 +182,8 @@ class Trainer:
         self.replica_batch_size = distribute.replica_batch_size(config.train.batch_size, self.strategy)
         with self.strategy.scope():
             precision = config.train.mixed_precision
-            self.generator, self.critic = snapshots.build_models(config, precision)
-            self.replay_generator, _ = snapshots.build_models(config, precision)
+            self.generator, self.critic = factory.build_models(config, precision)
+            self.replay_generator, _ = factory.build_models(config, precision)
             self.replay_generator.trainable = False
             self.method = make_method(config.method)
             # The classes of each task: one each for the sequential methods, all at once for JT.
@@ -215,10 +216,7 @@ class Trainer:
         return tf.constant(noise)
 
     def _make_optimizer(self) -> keras.optimizers.Optimizer:
-        t = self.cfg.train
-        # Keras Adam on one device; with replicas, it steps with their mean gradient.
-        return distribute.ReplicaMeanAdam(learning_rate=t.learning_rate, beta_1=t.beta1,
-                                          beta_2=t.beta2, epsilon=t.epsilon)
+        return optimizers.make_optimizer(self.cfg.train)
 
     def learned_classes(self, task_index: int) -> tuple[int, ...]:
         """Classes learned by the end of task `task_index` (`tasks.learned_classes`)."""

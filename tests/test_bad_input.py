@@ -50,6 +50,7 @@ import tensorflow as tf
 from mergan_tf import cli, configs, data, export, snapshots
 from mergan_tf.evaluation import classifiers, protocol
 from mergan_tf.models import classifiers as classifier_models
+from mergan_tf.models import factory
 from mergan_tf.trainer import Trainer, prepare_run_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -451,7 +452,7 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(full_disk, mnist_d
                      new_ok=("checkpoints/task_01/ckpt-2_temp/*",))
     latest = tf.train.latest_checkpoint(r.ckpt_dir)
     assert latest == os.path.join(r.ckpt_dir, "ckpt-1")
-    generator, _ = snapshots.build_models(r.cfg)
+    generator, _ = factory.build_models(r.cfg)
     status = tf.train.Checkpoint(generator=generator).read(latest)
     status.expect_partial().assert_existing_objects_matched()
     for got, want in zip(generator.variables, r.saved["ckpt-1"], strict=True):

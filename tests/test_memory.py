@@ -13,7 +13,7 @@ import weakref
 import keras
 import tensorflow as tf
 
-from mergan_tf import configs, distribute, layers
+from mergan_tf import configs, layers, optimizers
 from mergan_tf.trainer import Trainer, prepare_run_dir
 
 
@@ -25,7 +25,7 @@ def _func_graphs():
 def test_optimizer_step_trace_is_freed():
     """A traced ReplicaMeanAdam step leaves nothing of its graph behind once dropped."""
     var = keras.Variable([1.0, 2.0])
-    opt = distribute.ReplicaMeanAdam(learning_rate=0.1)
+    opt = optimizers.ReplicaMeanAdam(learning_rate=0.1)
     opt.build([var])
 
     def step(x):
