@@ -74,7 +74,7 @@ def train(method, strategy, run_dir, data, optimizer, precision="none"):
                                    export=False)))
     prepare_run_dir(cfg)
     trainer = Trainer(cfg, data)
-    trainer.rng = ShardedNoise(trainer.global_step)
+    trainer.rng = trainer.steps.rng = ShardedNoise(trainer.global_step)
     if optimizer == "sgd":
         trainer._make_optimizer = lambda: ReplicaMeanSGD(learning_rate=SGD_LR)
     init = {f"init|{v.path}": v.numpy() for m in (trainer.generator, trainer.critic) for v in m.weights}

@@ -1,6 +1,6 @@
 """The memory of a run must not grow with the tasks: a finished task's traces are freed.
 
-Each task traces its own fused step (`Trainer.compile_iteration`). Keras's optimizer step
+Each task traces its own fused step (`steps.Steps.compile_iteration`). Keras's optimizer step
 used to all-reduce the gradients through a `tf.custom_gradient` even on one replica, whose
 gradient function TF registers for good in its global gradient registry: every task's
 traces (FuncGraphs and all their tensors, ~50-70 MiB) then stayed alive until exit.
