@@ -17,8 +17,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from mergan_tf import configs, snapshots  # noqa: E402
+from mergan_tf import configs  # noqa: E402
 from mergan_tf.benchmark import matmul_gflops, median_ms  # noqa: E402
+from mergan_tf.models import factory  # noqa: E402
 from mergan_tf.models.dcgan32 import Generator  # noqa: E402
 
 flags.DEFINE_integer("reps", 3, "Interleaved repetitions.")
@@ -35,7 +36,7 @@ def rows():
     labels = tf.zeros([FLAGS.batch], tf.int32)
     out = {}
     for deconv in configs.DECONVS:
-        with snapshots._dtype_policy(snapshots.DTYPE_POLICIES[FLAGS.mixed_precision]):  # noqa: SLF001
+        with factory.dtype_policy(factory.DTYPE_POLICIES[FLAGS.mixed_precision]):
             g = Generator(1, 32, deconv=deconv)
         forward = tf.function(lambda g=g: g(z, labels))
 

@@ -12,7 +12,7 @@ What a distributed run keeps equal to the single-device one:
     `cross_replica_moments` all-reduces the sums over the replicas (differentiably).
   * Every loss term a replica computes is its estimate of the global term (a mean over its
     shard; a sum such as replay alignment is scaled by the number of replicas), and the
-    update uses the mean of the replicas' gradients (`ReplicaMean`): the gradient of
+    update uses the mean of the replicas' gradients (`optimizers.ReplicaMean`): the gradient of
     the global-batch loss.
   * Each replica draws different noise: the run's `tf.random.Generator` is created in the
     strategy's scope, which gives every replica its own stream.
@@ -30,7 +30,6 @@ import shutil
 import tempfile
 from typing import Callable
 
-import keras
 import tensorflow as tf
 
 from mergan_tf.configs import STRATEGIES, ConfigError
@@ -130,52 +129,6 @@ def cross_replica_moments(x: tf.Tensor, axes: list[int]) -> tuple[tf.Tensor, tf.
     squares = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
                              tf.reduce_sum(tf.square(x - mean), axes, keepdims=True))
     return mean, squares / count
-
-
-class ReplicaMean:
-    """Mixin for a Keras optimizer: step with the MEAN of the replicas' gradients.
-
-    Keras sums the replicas' gradients; every replica's loss here is its estimate of the
-    global-batch loss (a mean over its shard), so the mean of their gradients is the
-    gradient of the global-batch loss (a sum would scale it by the replica count).
-    Dividing each replica's gradient by the replica count before Keras sums them is the
-    same as `tf.nn.compute_average_loss` with the global batch size. On one replica the
-    optimizer is exactly the Keras one.
-    """
-
-    def apply(self, grads, trainable_variables=None):
-        replicas = num_replicas_in_sync()
-        if replicas > 1:
-            grads = [_divide(g, replicas) for g in grads]
-        return super().apply(grads, trainable_variables)
-
-    def _all_reduce_sum_gradients(self, grads_and_vars):
-        """Keras's sum of the gradients over the replicas; on one replica, the gradients.
-
-        Keras all-reduces even on a single replica (TF's default strategy), where the sum
-        is the identity. That all-reduce is a `tf.custom_gradient`, which in a traced
-        function registers its gradient function in TF's global gradient registry under a
-        new name, for good: the registry then keeps the whole trace (FuncGraph, tensors,
-        closures) alive after the `tf.function` is dropped, i.e. every task's step leaked
-        (about 50-70 MiB per task). Skipping the identity all-reduce avoids that and
-        leaves every value unchanged.
-        """
-        if num_replicas_in_sync() == 1:
-            return list(grads_and_vars)
-        return super()._all_reduce_sum_gradients(grads_and_vars)
-
-
-class ReplicaMeanAdam(ReplicaMean, keras.optimizers.Adam):
-    """`keras.optimizers.Adam` stepping with the replicas' mean gradient."""
-
-
-def _divide(grad, denominator: int):
-    """grad / denominator for a dense gradient, IndexedSlices (tf.gather) or None."""
-    if grad is None:
-        return None
-    if isinstance(grad, tf.IndexedSlices):
-        return tf.IndexedSlices(grad.values / denominator, grad.indices, grad.dense_shape)
-    return grad / denominator
 
 
 # ------------------------------------------------------------------ batch sizes

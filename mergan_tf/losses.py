@@ -44,6 +44,38 @@ def gradient_penalty(critic_fn: Callable[[tf.Tensor], tf.Tensor], real: tf.Tenso
     return tf.reduce_mean(tf.square(slopes - 1.0))
 
 
+def critic_real_fake_logits(critic, real: tf.Tensor, fake: tf.Tensor, concat: bool = True):
+    """The critic's (real logits, real class logits, fake logits) of a real and a fake batch
+    of the same size: one call on [real; fake] when `concat` (the critic has no
+    batch-dependent layer, so this equals two calls), else two calls."""
+    if not concat:
+        real_logits, real_class_logits = critic(real)
+        return real_logits, real_class_logits, critic(fake)[0]
+    logits, class_logits = critic(tf.concat([real, fake], axis=0))
+    real_logits, fake_logits = tf.split(logits, 2)
+    return real_logits, class_logits[:tf.shape(real)[0]], fake_logits
+
+
+def wgan_gp_critic_loss(critic, real: tf.Tensor, fake: tf.Tensor, alpha: tf.Tensor,
+                        gp_weight: float, concat: bool = True):
+    """Eq. 5, the WGAN-GP critic loss of an AC-GAN critic, as its two terms.
+
+    Args:
+      critic: maps images [N, ...] to (Wasserstein logits [N], class logits [N, K]).
+      real, fake: images of the same shape (fake without gradient to the generator).
+      alpha: per-sample interpolation weights of the penalty (see `gradient_penalty`).
+      gp_weight: the penalty's weight (release: 10).
+      concat: score real and fake in one critic call (see `critic_real_fake_logits`).
+
+    Returns:
+      (Wasserstein term, weighted gradient penalty, the real batch's class logits).
+    """
+    real_logits, real_class_logits, fake_logits = critic_real_fake_logits(critic, real, fake, concat)
+    wasserstein = wasserstein_critic_loss(real_logits, fake_logits)
+    penalty = gp_weight * gradient_penalty(lambda x: critic(x)[0], real, fake, alpha)
+    return wasserstein, penalty, real_class_logits
+
+
 def classification_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     """Eqs. 3 and 6: mean sparse softmax cross-entropy of the AC head."""
     return tf.reduce_mean(

@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from mergan_tf import configs, export, release, runlock, sampling, snapshots
 from mergan_tf import images as image_lib
+from mergan_tf.models import factory
 from mergan_tf.run_dir import CONFIG, FIXED_NOISE, SAMPLES, write_json
 
 IMPORT_JSON = "release_import.json"
@@ -194,7 +195,7 @@ def _learned(cfg: configs.RunConfig, plan: Planned) -> list[int]:
 
 def write_snapshot(cfg: configs.RunConfig, plan: Planned, method_given: bool):
     """The imported models as the snapshot after `plan.task`; returns the generator."""
-    generator, critic = snapshots.build_models(cfg)
+    generator, critic = factory.build_models(cfg)
     release.assign_gan(plan.gan, generator, critic)
     iters = cfg.train.iters
     step = _global_step(plan, iters)

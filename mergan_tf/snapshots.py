@@ -8,21 +8,17 @@ renamed when complete, so a crash never leaves a half-written snapshot behind it
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 from typing import Any, Optional
 
+import keras
 import tensorflow as tf
 
-import keras
-
-from mergan_tf.configs import RunConfig
+from mergan_tf.configs import ConfigError, RunConfig
+from mergan_tf.models import factory
 from mergan_tf.run_dir import CONFIG, SNAPSHOTS, task_dir
-from mergan_tf.models import dcgan32, resnet64
-
-MODEL_MODULES = {"dcgan32": dcgan32, "resnet64": resnet64}
 
 
 class SnapshotError(ValueError):
@@ -134,10 +130,6 @@ def load_run_config(run_dir: str) -> RunConfig:
                             "a backup or start the run again") from e
 
 
-# --mixed_precision -> the Keras dtype policy the models' layers are built with.
-DTYPE_POLICIES = {"none": "float32", "bf16": "mixed_bfloat16"}
-
-
 # CPU flags of native bfloat16 arithmetic (x86); without them TF emulates bf16 in software.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -167,46 +159,6 @@ def bf16_warning(precision: str, flags: Optional[set[str]], has_gpu: bool) -> Op
             "float32; use --mixed_precision none on this machine")
 
 
-@contextlib.contextmanager
-def _dtype_policy(name: str):
-    """Layers created inside use the Keras dtype policy `name`; the global policy is
-    restored afterwards (a layer keeps the policy it was created with)."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def build_models(cfg: RunConfig, mixed_precision: Optional[str] = None
-                 ) -> tuple[keras.Model, keras.Model]:
-    """Fresh generator and critic of the run's architecture, `cfg.model.arch` (dcgan32 or
-    resnet64). DGR's generator is unconditional: one label slot that every sample uses
-    (one conditional-BN row for dcgan32, a constant one-hot for resnet64).
-
-    `mixed_precision` ("none" or "bf16"; default "none", float32) sets the precision of the
-    dense and convolution layers; the trainer passes the run's `--mixed_precision`, while
-    sampling and evaluation load snapshots (float32 weights either way) in float32.
-    The normalisation layers always compute in float32 and the models return float32.
-    """
-    m = cfg.model
-    if m.arch not in MODEL_MODULES:
-        raise SnapshotError(f"unknown model arch {m.arch!r} in the config; choose one of "
-                            f"{sorted(MODEL_MODULES)}")
-    precision = mixed_precision or "none"
-    if precision not in DTYPE_POLICIES:
-        raise SnapshotError(f"unknown mixed precision {precision!r}; choose one of "
-                            f"{sorted(DTYPE_POLICIES)}")
-    models = MODEL_MODULES[m.arch]
-    generator_classes = 1 if cfg.method.name == "dgr" else m.num_label_slots
-    options = {"deconv": m.deconv} if m.arch == "dcgan32" else {}
-    with _dtype_policy(DTYPE_POLICIES[precision]):
-        return (models.Generator(m.channels, m.dim, m.z_dim, generator_classes, name="generator",
-                                 **options),
-                models.Critic(m.channels, m.dim, m.num_label_slots, name="critic"))
-
-
 def load_generator(run_dir: str, task: int) -> tuple[keras.Model, dict[str, Any]]:
     """The generator of the snapshot after `task` tasks, and the snapshot's info."""
     cfg = load_run_config(run_dir)
@@ -217,6 +169,9 @@ def load_generator(run_dir: str, task: int) -> tuple[keras.Model, dict[str, Any]
             f"snapshot after task {task} in {run_dir} was trained on {trained_on!r}, but "
             f"{_describe_run(run_dir)} describes a {cfg.data.dataset!r} run: the snapshot comes "
             "from another run; load it with the config.json of the run that wrote it")
-    generator, _ = build_models(cfg)
+    try:
+        generator, _ = factory.build_models(cfg)
+    except ConfigError as e:  # an arch this version does not know
+        raise SnapshotError(str(e)) from e
     info = restore_into(run_dir, task, generator=generator)
     return generator, info

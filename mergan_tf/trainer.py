@@ -1,4 +1,4 @@
-"""The task loop of MeRGAN: compiled WGAN-GP AC-GAN steps, replay, outputs.
+"""The task loop of MeRGAN: tasks, their compiled steps (`mergan_tf.steps`), outputs.
 
 Follows the release (`mergan.py`): per task one class; each outer iteration is one
 generator update (skipped at iteration 0 of each task) then `critic_iters` critic updates,
@@ -21,16 +21,14 @@ from absl import logging
 from tensorboard.plugins.hparams import api as hparams_api
 
 from mergan_tf import images as image_lib
-from mergan_tf import (distribute, export, identity, interrupts, layers, losses, recovery, runlock,
-                       runlog, sampling, snapshots)
+from mergan_tf import (distribute, export, identity, interrupts, layers, optimizers, recovery,
+                       runlock, runlog, sampling, snapshots, steps, tasks)
 from mergan_tf.configs import RunConfig
 from mergan_tf.run_dir import (CHECKPOINTS, CONFIG, DEBUG, FIXED_NOISE, SAMPLES, SCALARS, TENSORBOARD,
                                task_dir, write_text)
 from mergan_tf.data import ImageData, from_model_range, task_dataset
-from mergan_tf.methods import ReplayBatch, make_method
-
-# The release writes class grids at these iterations as well as every `sample_every`.
-SAMPLE_ITERS = frozenset(2 ** k for k in range(15))
+from mergan_tf.methods import make_method
+from mergan_tf.models import factory
 
 
 def resident_memory_mb() -> dict[str, float]:
@@ -44,11 +42,6 @@ def resident_memory_mb() -> dict[str, float]:
     return {key: int(fields[name].split()[0]) / 1024.0
             for key, name in (("perf/rss_mb", "VmRSS"), ("perf/peak_rss_mb", "VmHWM"))
             if name in fields}
-
-
-def should_sample(iteration: int, sample_every: int) -> bool:
-    """The release's sample schedule: 1, 2, 4, ..., 16384 and every `sample_every`."""
-    return iteration % sample_every == 0 or iteration in SAMPLE_ITERS
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -189,8 +182,8 @@ class Trainer:
         self.replica_batch_size = distribute.replica_batch_size(config.train.batch_size, self.strategy)
         with self.strategy.scope():
             precision = config.train.mixed_precision
-            self.generator, self.critic = snapshots.build_models(config, precision)
-            self.replay_generator, _ = snapshots.build_models(config, precision)
+            self.generator, self.critic = factory.build_models(config, precision)
+            self.replay_generator, _ = factory.build_models(config, precision)
             self.replay_generator.trainable = False
             self.method = make_method(config.method)
             # The classes of each task: one each for the sequential methods, all at once for JT.
@@ -199,12 +192,16 @@ class Trainer:
             self.rng = tf.random.Generator.from_seed(config.seed)
             self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
+        self.steps = steps.Steps(config, self.strategy, self.replica_batch_size, self.method,
+                                 self.tasks, self.generator, self.critic, self.replay_generator,
+                                 self.rng)
         self.fixed_noise = self._fixed_noise()
         self._stop: Optional[interrupts.GracefulStop] = None  # set while train() runs
         self._identity_pending = False  # an older run: record its identity once it trains
         self._gradients_before_task = layers.custom_gradient_names()
         self.log = ScalarLog(self.run_dir)
-        self._sample = tf.function(
+        # The generator's compiled sampler (grids, the forgetting monitor; methods' default).
+        self.sample = tf.function(
             lambda z, labels: self.generator(z, labels),
             input_signature=[tf.TensorSpec([None, config.model.z_dim], tf.float32),
                              tf.TensorSpec([None], tf.int32)])
@@ -222,19 +219,15 @@ class Trainer:
         return tf.constant(noise)
 
     def _make_optimizer(self) -> keras.optimizers.Optimizer:
-        t = self.cfg.train
-        # Keras Adam on one device; with replicas, it steps with their mean gradient.
-        return distribute.ReplicaMeanAdam(learning_rate=t.learning_rate, beta_1=t.beta1,
-                                          beta_2=t.beta2, epsilon=t.epsilon)
+        return optimizers.make_optimizer(self.cfg.train)
 
     def learned_classes(self, task_index: int) -> tuple[int, ...]:
-        """Classes learned by the end of task `task_index` (0-based), in task order."""
-        return tuple(c for task in self.tasks[:task_index + 1] for c in task)
+        """Classes learned by the end of task `task_index` (`tasks.learned_classes`)."""
+        return tasks.learned_classes(self.tasks, task_index)
 
     def snapshot_number(self, task_index: int) -> int:
-        """The snapshot name of a task: the number of classes learned by its end (the
-        paper's "after task N"; equal to task_index + 1 for one class per task)."""
-        return len(self.learned_classes(task_index))
+        """The snapshot name of a task (`tasks.snapshot_number`)."""
+        return tasks.snapshot_number(self.tasks, task_index)
 
     def restore_replay_generator(self, task_index: int) -> None:
         """Loads the snapshot written at the end of task `task_index` (0-based), frozen."""
@@ -242,142 +235,11 @@ class Trainer:
                                generator=self.replay_generator)
         self.replay_generator.trainable = False
 
-    def replay_size(self, task_index: int) -> int:
-        """Replay samples per previous class on each replica: batch // t (MNIST/SVHN) or a
-        full batch, split across the replicas of a --strategy run."""
-        batch = self.cfg.train.batch_size
-        return distribute.replica_share(batch // task_index if self.cfg.method.reduce_batch else batch,
-                                        self.strategy)
-
-    # ----------------------------------------------------------------- compiled steps
-    def _replay(self, replay_labels: Optional[tf.Tensor], t: int,
-                with_old: bool) -> Optional[ReplayBatch]:
-        """The step's replay noise and classes, and Old(z, c) when `with_old`."""
-        if replay_labels is None:
-            return None
-        z = self.rng.normal([replay_labels.shape[0], self.cfg.model.z_dim])
-        old = (tf.stop_gradient(self.replay_generator(z, replay_labels, num_groups=t))
-               if with_old else None)
-        return ReplayBatch(z=z, labels=replay_labels, old=old, num_classes=t)
-
-    def _fake_batch(self, task_classes: tuple[int, ...]):
-        """A batch of fakes: all of the task's class (release), or labels drawn uniformly
-        from the task's classes (joint training)."""
-        b = self.replica_batch_size
-        if len(task_classes) == 1:
-            labels = tf.fill([b], tf.constant(task_classes[0], tf.int32))
-        else:
-            pick = self.rng.uniform([b], 0, len(task_classes), dtype=tf.int32)
-            labels = tf.gather(tf.constant(task_classes, tf.int32), pick)
-        return self.generator(self.rng.normal([b, self.cfg.model.z_dim]), labels), labels
-
     def task_updates(self, task_index: int):
         """The task's (generator_update, critic_update) on the current optimizers: the
-        method's own (DGR) or the trainer's."""
+        method's own (DGR) or the standard ones (`steps.Steps.build_updates`)."""
         return (self.method.build_updates(self, task_index, self.g_opt, self.d_opt)
-                or self.build_updates(task_index, self.g_opt, self.d_opt))
-
-    def build_updates(self, task_index: int, g_opt, d_opt):
-        """The task's `generator_update()` and `critic_update(real, labels)` (traceable).
-
-        Plain Python functions of tensor ops; `compile_iteration` wraps them in
-        `tf.function`, traced once per task: the task's label, the replayed classes and
-        their count are Python constants of the trace.
-        """
-        tc = self.cfg.train
-        task_classes = self.tasks[task_index]
-        replay_labels = None
-        if self.method.needs_replay and task_index > 0:
-            n = self.replay_size(task_index)
-            previous = self.learned_classes(task_index - 1)
-            replay_labels = tf.constant(np.repeat(previous, n), tf.int32)
-        g_vars = self.generator.trainable_variables
-        d_vars = self.critic.trainable_variables
-        g_opt.build(g_vars)
-        d_opt.build(d_vars)
-
-        def generator_update():
-            replay = self._replay(replay_labels, task_index, self.method.old_in_generator_update)
-            with tf.GradientTape() as tape:
-                fake, labels = self._fake_batch(task_classes)
-                fake_logits, fake_class_logits = self.critic(fake)
-                terms = {
-                    "loss/gen/wasserstein": losses.wasserstein_generator_loss(fake_logits),
-                    "loss/gen/ac_fake": tc.acgan_scale_g * losses.classification_loss(
-                        fake_class_logits, labels),
-                }
-                terms.update(self.method.generator_extra_loss(self.generator, self.critic, replay))
-                total = tf.add_n(list(terms.values()))
-            g_opt.apply_gradients(zip(tape.gradient(total, g_vars), g_vars))
-            terms["loss/gen/total"] = total
-            return terms
-
-        def critic_update(real, real_labels):
-            fake, _ = self._fake_batch(task_classes)
-            fake = tf.stop_gradient(fake)
-            alpha = self.rng.uniform([self.replica_batch_size, 1, 1, 1])
-            replay = self._replay(replay_labels, task_index, self.method.old_in_critic_update)
-            with tf.GradientTape() as tape:
-                real_logits, real_class_logits, fake_logits = self._critic_real_fake(real, fake)
-                terms = {
-                    "loss/critic/wasserstein": losses.wasserstein_critic_loss(real_logits, fake_logits),
-                    "loss/critic/gp": tc.gp_weight * losses.gradient_penalty(
-                        lambda x: self.critic(x)[0], real, fake, alpha),
-                    "loss/critic/ac_real": tc.acgan_scale * losses.classification_loss(
-                        real_class_logits, real_labels),
-                }
-                terms.update(self.method.critic_extra_loss(self.generator, self.critic, replay))
-                total = tf.add_n(list(terms.values()))
-            d_opt.apply_gradients(zip(tape.gradient(total, d_vars), d_vars))
-            terms["loss/critic/total"] = total
-            terms["acc/critic/ac_real"] = tf.reduce_mean(tf.cast(
-                tf.equal(tf.argmax(real_class_logits, axis=1, output_type=tf.int32), real_labels),
-                tf.float32))
-            return terms
-
-        return generator_update, critic_update
-
-    def _critic_real_fake(self, real, fake):
-        """Critic logits of the real and fake batches: one call on [real; fake] (the
-        critic has no batch-dependent layer) or two calls (the straightforward path)."""
-        if not self.cfg.train.concat_critic:
-            real_logits, real_class_logits = self.critic(real)
-            return real_logits, real_class_logits, self.critic(fake)[0]
-        logits, class_logits = self.critic(tf.concat([real, fake], axis=0))
-        real_logits, fake_logits = tf.split(logits, 2)
-        return real_logits, class_logits[:tf.shape(real)[0]], fake_logits
-
-    def compile_iteration(self, generator_update, critic_update):
-        """`iteration(reals [K, B, ...], labels [K, B], with_generator)` for one outer
-        iteration: the generator update (when `with_generator`), then K critic updates.
-
-        Fused (default): one `tf.function` for the whole outer iteration, traced twice per
-        task (with and without the generator update), so no Python runs between the six
-        updates. Unfused: one `tf.function` per update, the straightforward path that the
-        tests compare the fused one against.
-        """
-        iteration = self.iteration_body
-
-        if self.cfg.train.strategy != "none":  # the fused iteration on every replica
-            return distribute.compile_replicated(
-                self.strategy, lambda reals, labels, with_generator: iteration(
-                    reals, labels, with_generator, generator_update, critic_update))
-        if self.cfg.train.fused_iteration:
-            fused = tf.function(lambda reals, labels, with_generator: iteration(
-                reals, labels, with_generator, generator_update, critic_update))
-            return lambda reals, labels, with_generator: fused(reals, labels, with_generator)
-        g_fn, d_fn = tf.function(generator_update), tf.function(critic_update)
-        return lambda reals, labels, with_generator: iteration(
-            reals, labels, with_generator, g_fn, d_fn)
-
-    def iteration_body(self, reals, labels, with_generator: bool, g_fn, d_fn):
-        """One outer iteration as plain tensor code: `g_fn()` when `with_generator`, then
-        `d_fn(reals[k], labels[k])` for each of the K critic updates; the last terms."""
-        terms = dict(g_fn()) if with_generator else {}
-        for k in range(self.cfg.train.critic_iters):
-            d_terms = d_fn(reals[k], labels[k])
-        terms.update(d_terms)
-        return terms
+                or self.steps.build_updates(task_index, self.g_opt, self.d_opt))
 
     # ----------------------------------------------------------------- outputs
     def write_class_grids(self, task_index: int, iteration: int) -> None:
@@ -554,7 +416,7 @@ class Trainer:
             # Fresh Adam state at every task, as the release re-initialises its slots.
             self.g_opt, self.d_opt = g_opt, d_opt = self._make_optimizer(), self._make_optimizer()
             updates = self.task_updates(task_index)
-        iteration = self.compile_iteration(*updates)
+        iteration = self.steps.compile_iteration(*updates)
         classes = self.tasks[task_index]
         # K consecutive batches per outer iteration: the same sequence as K calls of next().
         batches = iter(task_dataset(self.data, classes, self.cfg.train.batch_size,
@@ -575,9 +437,9 @@ class Trainer:
         return task_dir(self.run_dir, CHECKPOINTS, self.snapshot_number(task_index))
 
     def _task_of_snapshot(self, number: int) -> int:
-        for t in range(len(self.tasks)):
-            if self.snapshot_number(t) == number:
-                return t
+        t = tasks.task_of_snapshot(self.tasks, number)
+        if t is not None:
+            return t
         raise snapshots.SnapshotError(
             f"snapshot {number} does not belong to this run's tasks {self.tasks}")
 
@@ -703,7 +565,7 @@ class Trainer:
             self.log.scalars(step, self.snapshot_number(task.index), iteration, values)
             task.progress.report(iteration, values)
             task.last_values = values
-        if should_sample(iteration, out.sample_every) or last:
+        if tasks.should_sample(iteration, out.sample_every) or last:
             self.write_class_grids(task.index, iteration)
         if iteration % out.checkpoint_every == 0:
             self._save_checkpoint(task, iteration)

@@ -29,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from mergan_tf import configs, distribute, layers  # noqa: E402
+from mergan_tf import configs, distribute, layers, optimizers  # noqa: E402
 from mergan_tf.data import load_dataset  # noqa: E402
 from mergan_tf.run_dir import prepare_run_dir  # noqa: E402
 from mergan_tf.trainer import Trainer  # noqa: E402
@@ -75,7 +75,7 @@ def train(method, strategy, run_dir, data, optimizer, precision="none"):
                                    export=False)))
     prepare_run_dir(cfg)
     trainer = Trainer(cfg, data)
-    trainer.rng = ShardedNoise(trainer.global_step)
+    trainer.rng = trainer.steps.rng = ShardedNoise(trainer.global_step)
     if optimizer == "sgd":
         trainer._make_optimizer = lambda: ReplicaMeanSGD(learning_rate=SGD_LR)
     init = {f"init|{v.path}": v.numpy() for m in (trainer.generator, trainer.critic) for v in m.weights}
@@ -88,7 +88,7 @@ def train(method, strategy, run_dir, data, optimizer, precision="none"):
     return {**out, **init}
 
 
-class ReplicaMeanSGD(distribute.ReplicaMean, keras.optimizers.SGD):
+class ReplicaMeanSGD(optimizers.ReplicaMean, keras.optimizers.SGD):
     """Plain gradient steps: unlike Adam's, they are proportional to the gradient."""
 
 

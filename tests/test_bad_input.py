@@ -49,6 +49,8 @@ import tensorflow as tf
 
 from mergan_tf import cli, configs, data, export, snapshots
 from mergan_tf.evaluation import classifiers, protocol
+from mergan_tf.models import classifiers as classifier_models
+from mergan_tf.models import factory
 from mergan_tf.run_dir import prepare_run_dir
 from mergan_tf.trainer import Trainer
 
@@ -193,7 +195,7 @@ def evaluators(tmp_path_factory):
     MNIST one, a weak MNIST one (60%) and one trained on SVHN."""
     root = tmp_path_factory.mktemp("evaluators")
     good = str(root / "mnist")
-    model = classifiers.build_classifier("mlp", (32, 32, 1))
+    model = classifier_models.build_classifier("mlp", (32, 32, 1))
     classifiers.save_classifier(model, good, {"arch": "mlp", "dataset": "mnist",
                                               "test_accuracy": 99.0})
     dirs = {"good": good}
@@ -451,7 +453,7 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(full_disk, mnist_d
                      new_ok=("checkpoints/task_01/ckpt-2_temp/*",))
     latest = tf.train.latest_checkpoint(r.ckpt_dir)
     assert latest == os.path.join(r.ckpt_dir, "ckpt-1")
-    generator, _ = snapshots.build_models(r.cfg)
+    generator, _ = factory.build_models(r.cfg)
     status = tf.train.Checkpoint(generator=generator).read(latest)
     status.expect_partial().assert_existing_objects_matched()
     for got, want in zip(generator.variables, r.saved["ckpt-1"], strict=True):

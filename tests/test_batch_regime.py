@@ -188,12 +188,12 @@ def jt_run(tmp_path_factory, mnist_data):
     prepare_run_dir(cfg)
     trainer = Trainer(cfg, mnist_data)
     batches = []
-    real_sample = trainer._sample
+    real_sample = trainer.sample
 
     def recording(z, labels):
         batches.append(regime_of_batch(labels))
         return real_sample(z, labels)
-    trainer._sample = recording
+    trainer.sample = recording
     trainer.train()
     return trainer, batches, str(out)
 

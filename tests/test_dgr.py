@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mergan_tf import configs, dgr, snapshots
+from mergan_tf import configs, snapshots
 from mergan_tf.evaluation import protocol
+from mergan_tf.methods import dgr
 from mergan_tf.models.dcgan32 import Generator
 from mergan_tf.run_dir import prepare_run_dir
 from mergan_tf.trainer import Trainer

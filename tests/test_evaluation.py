@@ -16,6 +16,7 @@ import scipy.linalg  # noqa: E402
 
 from mergan_tf.data import ImageData, to_model_range  # noqa: E402
 from mergan_tf.evaluation import classifiers, metrics  # noqa: E402
+from mergan_tf.models import classifiers as classifier_models  # noqa: E402
 
 # Keras's own numpy conversions (model.save, predict) emit this under numpy 2.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -160,12 +161,12 @@ def test_inception_features_with_given_weights_file(tmp_path):
 @pytest.mark.parametrize("arch,shape", [("mlp", (32, 32, 1)), ("svhn_conv", (32, 32, 3)),
                                         ("cnn", (32, 32, 3))])
 def test_build_classifier_outputs_logits_and_features(arch, shape):
-    model = classifiers.build_classifier(arch, shape, num_classes=7)
+    model = classifier_models.build_classifier(arch, shape, num_classes=7)
     x = np.random.RandomState(0).uniform(-1, 1, (3,) + shape).astype(np.float32)
     assert model(x).shape == (3, 7)
     assert classifiers.penultimate_features(model, x).shape == (3, 128)
     with pytest.raises(ValueError, match="Unknown classifier arch"):
-        classifiers.build_classifier("vgg99", shape)
+        classifier_models.build_classifier("vgg99", shape)
 
 
 def test_evaluate_classifier_accepts_uint8_and_float(mnist_data, evaluator):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mergan_tf import configs, ewc, losses, snapshots
+from mergan_tf import configs, losses, snapshots
+from mergan_tf.methods import ewc
 from mergan_tf.models.dcgan32 import Critic, Generator
 from mergan_tf.run_dir import prepare_run_dir
 from mergan_tf.trainer import Trainer

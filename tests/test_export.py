@@ -15,7 +15,8 @@ from PIL import Image, ImageSequence
 
 from mergan_tf import configs, export, figures, images, snapshots
 from mergan_tf.run_dir import prepare_run_dir
-from mergan_tf.trainer import Trainer, should_sample
+from mergan_tf.tasks import should_sample
+from mergan_tf.trainer import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = (0, 1)

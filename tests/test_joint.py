@@ -29,7 +29,7 @@ def test_jt_is_one_task_with_every_class(mnist_data, tmp_path):
     assert set(np.unique(labels.numpy())) == {0, 1, 2}  # real batches mix the classes
     seen = set()
     for _ in range(5):
-        _, fake_labels = trainer._fake_batch(trainer.tasks[0])
+        _, fake_labels = trainer.steps.fake_batch(trainer.tasks[0])
         seen |= set(np.unique(fake_labels.numpy()))
     assert seen == {0, 1, 2}  # fake labels cover every learned class
     trainer.log.close()

@@ -246,17 +246,17 @@ def test_lsun_flags_tasks_categories_and_bad_values():
 
 
 def test_build_models_follows_the_configured_arch():
-    from mergan_tf import configs, snapshots
-    from mergan_tf.models import dcgan32, resnet64
+    from mergan_tf import configs
+    from mergan_tf.models import dcgan32, factory, resnet64
     cfg = _resolve(model_dim=4)
-    g, d = snapshots.build_models(cfg)
+    g, d = factory.build_models(cfg)
     assert isinstance(g, resnet64.Generator) and isinstance(d, resnet64.Critic)
     assert (g.dim, g.num_classes, d.num_classes, g.image_size) == (4, 10, 10, 64)
-    dgr_g, _ = snapshots.build_models(cfg.replace(
+    dgr_g, _ = factory.build_models(cfg.replace(
         method=configs.MethodConfig(name="dgr")))
     assert dgr_g.num_classes == 1
     mnist = configs.preset_config("mnist")
-    g32, _ = snapshots.build_models(mnist.replace(model=configs.ModelConfig(dim=4)))
+    g32, _ = factory.build_models(mnist.replace(model=configs.ModelConfig(dim=4)))
     assert isinstance(g32, dcgan32.Generator)
     with pytest.raises(configs.ConfigError, match="64x64.*32x32"):
         configs.validate(mnist.replace(model=configs.ModelConfig(arch="resnet64")))

@@ -18,6 +18,7 @@ from mergan_tf import cli, data, figures, trainer
 from mergan_tf.data import lsun
 from mergan_tf.run_dir import prepare_run_dir
 from mergan_tf.evaluation import classifiers, protocol
+from mergan_tf.models import classifiers as classifier_models
 
 CATEGORIES = ["church_outdoor", "tower"]
 TRAIN, VAL = 12, 6
@@ -62,7 +63,7 @@ def test_evaluator_data_carries_the_release_ids(lsun_dir, evaluator_dir):
     assert np.count_nonzero(real.test_labels == 8) == VAL
     model, meta = classifiers.load_classifier(evaluator_dir, min_accuracy=90.0, dataset="lsun")
     assert meta["arch"] == "vgg_small" and model.output_shape == (None, 10)
-    assert classifiers.default_arch("lsun", 3) == "vgg16"
+    assert classifier_models.default_arch("lsun", 3) == "vgg16"
 
 
 def real_sampler(images_by_class):

@@ -1,6 +1,6 @@
 """The memory of a run must not grow with the tasks: a finished task's traces are freed.
 
-Each task traces its own fused step (`Trainer.compile_iteration`). Keras's optimizer step
+Each task traces its own fused step (`steps.Steps.compile_iteration`). Keras's optimizer step
 used to all-reduce the gradients through a `tf.custom_gradient` even on one replica, whose
 gradient function TF registers for good in its global gradient registry: every task's
 traces (FuncGraphs and all their tensors, ~50-70 MiB) then stayed alive until exit.
@@ -13,7 +13,7 @@ import weakref
 import keras
 import tensorflow as tf
 
-from mergan_tf import configs, distribute, layers
+from mergan_tf import configs, layers, optimizers
 from mergan_tf.run_dir import prepare_run_dir
 from mergan_tf.trainer import Trainer
 
@@ -26,7 +26,7 @@ def _func_graphs():
 def test_optimizer_step_trace_is_freed():
     """A traced ReplicaMeanAdam step leaves nothing of its graph behind once dropped."""
     var = keras.Variable([1.0, 2.0])
-    opt = distribute.ReplicaMeanAdam(learning_rate=0.1)
+    opt = optimizers.ReplicaMeanAdam(learning_rate=0.1)
     opt.build([var])
 
     def step(x):

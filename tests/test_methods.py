@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mergan_tf import configs
 from mergan_tf.configs import MethodConfig
 from mergan_tf.methods import METHOD_CLASSES, ReplayBatch, make_method
 from mergan_tf.models import dcgan32
@@ -50,6 +51,11 @@ def test_make_method_by_name():
         assert type(method) is cls and method.name == name
     with pytest.raises(ValueError, match="unknown method 'magic'"):
         make_method(MethodConfig(name="magic"))
+
+
+def test_the_registry_and_the_configs_name_the_same_methods():
+    # configs.METHODS (the command line's choices) stays free of imports of the methods.
+    assert sorted(configs.METHODS) == sorted(METHOD_CLASSES)
 
 
 def test_tasks_one_class_each_except_joint_training():

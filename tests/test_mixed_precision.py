@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from mergan_tf import configs, snapshots
+from mergan_tf.models import factory
 from test_cli import resolve
 from tiny_run import train_two_tasks
 
@@ -15,7 +16,7 @@ from tiny_run import train_two_tasks
 def models(dataset, precision, dim):
     cfg = configs.preset_config(dataset, "ra")
     cfg = cfg.replace(model=dataclasses.replace(cfg.model, dim=dim))
-    return snapshots.build_models(cfg, precision)
+    return factory.build_models(cfg, precision)
 
 
 def rel_rms(a, b):

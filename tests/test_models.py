@@ -61,3 +61,11 @@ def test_tf_checkpoint_saves_and_restores_every_variable(make, tmp_path):
     tf.train.Checkpoint(model=dst).read(prefix).assert_existing_objects_matched()
     for a, b in zip(src.weights, dst.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_the_factory_and_the_configs_name_the_same_archs_and_precisions():
+    # configs (a leaf module) spells the command line's choices; the factory maps them.
+    from mergan_tf import configs
+    from mergan_tf.models import factory
+    assert sorted(factory.MODEL_MODULES) == sorted(configs.ARCHS)
+    assert sorted(factory.DTYPE_POLICIES) == sorted(configs.PRECISIONS)

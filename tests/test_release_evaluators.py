@@ -17,7 +17,7 @@ import tensorflow as tf
 import release_reference as ref
 from release_checkpoints import file_digests, random_arrays, save_release_checkpoint
 from mergan_tf import release_import, snapshots
-from mergan_tf.evaluation import classifiers, monitor, protocol, release_classifiers
+from mergan_tf.evaluation import classifiers, evaluators, monitor, protocol, release_classifiers
 
 # The release's variables, transcribed from pretrain/mnist_test.py and svhn_test.py.
 MNIST_LAYERS = [("fc1", (1024, 1024)), ("fc2", (1024, 512)), ("fc3", (512, 256)),
@@ -141,7 +141,7 @@ def mnist_evaluator(tmp_path_factory):
 def test_mnist_evaluator_predicts_as_the_numpy_forward_pass(mnist_evaluator):
     prefix, arrays = mnist_evaluator
     before = file_digests(prefix)
-    model, meta = classifiers.load_evaluator("release:" + prefix, dataset="mnist")
+    model, meta = evaluators.load_evaluator("release:" + prefix, dataset="mnist")
     assert file_digests(prefix) == before
     assert meta["kind"] == "release" and meta["test_accuracy"] is None and meta["arch"] == "mlp"
     rs = np.random.RandomState(1)
@@ -159,7 +159,7 @@ def test_mnist_evaluator_predicts_as_the_numpy_forward_pass(mnist_evaluator):
 def test_svhn_evaluator_predicts_as_the_numpy_forward_pass(tmp_path):
     arrays = release_weights(SVHN_CONVS + SVHN_FCS, seed=2)
     prefix = save_release_checkpoint(str(tmp_path / "svhn.model-25654"), with_adam_slots(arrays))
-    model, meta = classifiers.load_evaluator("release:" + prefix, dataset="svhn")
+    model, meta = evaluators.load_evaluator("release:" + prefix, dataset="svhn")
     images = np.random.RandomState(3).uniform(-1, 1, (16, 32, 32, 3)).astype(np.float32)
     expected = svhn_logits(arrays, images)
     assert rel_err(classifiers.predict_logits(model, images), expected) < 1e-4
@@ -174,27 +174,27 @@ def test_lsun_layout_and_the_missing_release_weights(tmp_path):
     assert expected["fc6_lsun10/fc6_lsun10_weights"] == (2048, 1024)
     assert expected["conv5_3/conv5_3_filters"] == (3, 3, 512, 512) and len(expected) == 32
     with pytest.raises(classifiers.EvaluatorError, match="does not ship the LSUN classifier"):
-        classifiers.load_evaluator("release:" + str(tmp_path / "lsun10.model-100002"), dataset="lsun")
+        evaluators.load_evaluator("release:" + str(tmp_path / "lsun10.model-100002"), dataset="lsun")
 
 
 def test_wrong_checkpoints_and_options_are_refused(tmp_path, mnist_evaluator):
     prefix, _ = mnist_evaluator
     with pytest.raises(classifiers.EvaluatorError, match="pretrain/mnist/mnist.model-10197") as e:
-        classifiers.load_evaluator("release:" + str(tmp_path / "none"), dataset="mnist")
+        evaluators.load_evaluator("release:" + str(tmp_path / "none"), dataset="mnist")
     assert "none.index does not exist" in str(e.value)
     with pytest.raises(classifiers.EvaluatorError) as e:
-        classifiers.load_evaluator("release:" + prefix, dataset="svhn")
+        evaluators.load_evaluator("release:" + prefix, dataset="svhn")
     assert "svhn_conv1_1/svhn_conv1_1_filters [3, 3, 3, 32]" in str(e.value)  # expected
     assert "fc1/fc1_weights [1024, 1024]" in str(e.value)  # found
     assert "It is the release's mnist evaluator" in str(e.value)
     gan = save_release_checkpoint(str(tmp_path / "WGAN_GP.model0-4000"),
                                   random_arrays(ref.gan32_shapes(4, 1, old=False)))
     with pytest.raises(classifiers.EvaluatorError, match="import_release.py"):
-        classifiers.load_evaluator("release:" + gan, dataset="mnist")
+        evaluators.load_evaluator("release:" + gan, dataset="mnist")
     with pytest.raises(classifiers.EvaluatorError, match="no recorded real-test accuracy"):
-        classifiers.load_evaluator("release:" + prefix, min_accuracy=97.5, dataset="mnist")
+        evaluators.load_evaluator("release:" + prefix, min_accuracy=97.5, dataset="mnist")
     with pytest.raises(classifiers.EvaluatorError, match="not for 'cifar10'"):
-        classifiers.load_evaluator("release:" + prefix, dataset="cifar10")
+        evaluators.load_evaluator("release:" + prefix, dataset="cifar10")
 
 
 @pytest.fixture(scope="module")

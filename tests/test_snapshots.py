@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from mergan_tf import configs, snapshots
+from mergan_tf.models import factory
 
 
 def tiny_run_config(out_dir, dim=4):
@@ -19,7 +20,7 @@ def tiny_run_config(out_dir, dim=4):
 
 
 def built_generator(cfg):
-    generator, _ = snapshots.build_models(cfg)
+    generator, _ = factory.build_models(cfg)
     generator(tf.zeros([2, cfg.model.z_dim]), tf.zeros([2], tf.int32))
     return generator
 

@@ -10,7 +10,8 @@ import pytest
 
 from mergan_tf import configs, snapshots
 from mergan_tf.run_dir import prepare_run_dir
-from mergan_tf.trainer import Trainer, should_sample
+from mergan_tf.tasks import should_sample
+from mergan_tf.trainer import Trainer
 
 ITERS = 3
 

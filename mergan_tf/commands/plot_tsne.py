@@ -14,7 +14,7 @@ from absl import app, flags  # noqa: E402
 from mergan_tf import snapshots  # noqa: E402
 from mergan_tf.commands import run_main  # noqa: E402
 from mergan_tf.data import load_for_config  # noqa: E402
-from mergan_tf.evaluation import classifiers, plots, protocol  # noqa: E402
+from mergan_tf.evaluation import classifiers, evaluators, plots, protocol  # noqa: E402
 
 flags.DEFINE_integer("class_id", 0, "Class to embed.")
 flags.DEFINE_integer("task", None, "Snapshot after this task (default: each run's last).")
@@ -30,7 +30,7 @@ def main(argv):
         raise app.UsageError("give one or more run directories")
     try:
         cfg = snapshots.load_run_config(runs[0])
-        evaluator, _ = classifiers.load_evaluator(  # a directory or release:PREFIX
+        evaluator, _ = evaluators.load_evaluator(  # a directory or release:PREFIX
             FLAGS.classifier_dir or protocol.default_classifier_dir(cfg.data.dataset),
             dataset=cfg.data.dataset)
         real = load_for_config(cfg, verbose=False)

@@ -21,6 +21,7 @@ from mergan_tf import data  # noqa: E402
 from mergan_tf.data import lsun  # noqa: E402
 from mergan_tf.commands import run_main  # noqa: E402
 from mergan_tf.evaluation import classifiers  # noqa: E402
+from mergan_tf.models import classifiers as classifier_models  # noqa: E402
 
 flags.DEFINE_string("dataset", "mnist", "Dataset name: mnist, svhn, lsun, fashion_mnist, ...")
 flags.DEFINE_string("data_dir", None, "Directory with the IDX files or SVHN .mat files, or "
@@ -29,7 +30,7 @@ flags.DEFINE_string("data_dir", None, "Directory with the IDX files or SVHN .mat
 flags.DEFINE_list("categories", list(lsun.LSUN_CATEGORIES), "LSUN: the categories to train "
                   "on; each keeps the release's id (bedroom 0 ... restaurant 9).")
 flags.DEFINE_integer("max_images_per_class", None, "LSUN: first N images of each category.")
-flags.DEFINE_enum("arch", None, list(classifiers.ARCHITECTURES),
+flags.DEFINE_enum("arch", None, list(classifier_models.ARCHITECTURES),
                   "Classifier (default: vgg16 for lsun, mlp for 1-channel data, svhn_conv "
                   "otherwise; vgg_small: an eighth of vgg16's width, for trials).")
 flags.DEFINE_integer("epochs", None, "Epochs (default per arch: "

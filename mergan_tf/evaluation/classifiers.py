@@ -1,12 +1,9 @@
-"""Evaluator classifiers: the release's pretrained nets, rebuilt, trained and stored.
+"""Evaluator classifiers: the release's pretrained nets, trained and stored.
 
 The release scores a generator by classifying its samples with a classifier pretrained on
-real data (an MLP for MNIST, a small VGG-like conv net for SVHN, a VGG16 over the ten LSUN
-categories for LSUN). This module builds those
-architectures with built-in Keras layers only, so a saved ``classifier.keras`` reloads with
-plain ``keras.models.load_model`` and no project code. Every model takes float32 NHWC
-images in [-1, 1] (the generators' tanh range) and outputs class LOGITS; the layer before
-the logits is named ``"features"`` (used for FID and t-SNE embeddings).
+real data. Their architectures are built by `mergan_tf.models.classifiers` (built-in Keras
+layers only, so a saved ``classifier.keras`` reloads with plain ``keras.models.load_model``
+and no project code); this module trains, stores, loads and applies them.
 
 A stored evaluator is a directory holding ``classifier.keras`` and ``classifier.json``
 (architecture, dataset, data source, real test accuracy in percent, ...).
@@ -25,14 +22,12 @@ import tensorflow as tf
 
 from mergan_tf import paths
 from mergan_tf.data import to_model_range
+from mergan_tf.models.classifiers import (FEATURES_LAYER, INPUT_RANGE, build_classifier,
+                                         default_arch)
 from mergan_tf.run_dir import atomic_path, write_text
 
-ARCHITECTURES = ("mlp", "svhn_conv", "cnn", "vgg16", "vgg_small")
-FEATURES_LAYER = "features"
-LOGITS_LAYER = "logits"
 MODEL_FILE = "classifier.keras"
 METADATA_FILE = "classifier.json"
-INPUT_RANGE = [-1.0, 1.0]
 
 # Minimum real-test accuracy (percent) an evaluator must have before its verdicts on
 # generated images mean anything. A sample counts as "forgotten" when the evaluator
@@ -66,126 +61,12 @@ class EvaluatorError(ValueError):
     """An evaluator classifier is missing, unreadable or not accurate enough."""
 
 
-def default_arch(dataset, channels):
-    """The release's evaluator architecture for a dataset.
-
-    Args:
-      dataset: dataset name, e.g. "mnist" or "svhn".
-      channels: number of image channels.
-
-    Returns:
-      "vgg16" for LSUN, else "mlp" for one-channel (MNIST-like) data and "svhn_conv"
-      otherwise.
-    """
-    if dataset == "lsun":
-        return "vgg16"
-    return "mlp" if channels == 1 else "svhn_conv"
-
-
 def to_classifier_input(images):
     """Returns images as float32 in [-1, 1]; uint8 input is rescaled, floats pass as is."""
     images = np.asarray(images)
     if images.dtype == np.uint8:
         return to_model_range(images)
     return images.astype(np.float32, copy=False)
-
-
-def _mlp(x, dropout):
-    """Release MNIST evaluator: 1024-512-256-128 ReLU MLP on raw pixels."""
-    # The release fed raw pixels with a zero background; map [-1, 1] back to [0, 1].
-    x = keras.layers.Rescaling(0.5, offset=0.5, name="to_unit_range")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    for i, units in enumerate((1024, 512, 256)):
-        x = keras.layers.Dense(units, activation="relu", name=f"fc{i + 1}")(x)
-        x = keras.layers.Dropout(dropout, name=f"dropout{i + 1}")(x)
-    return keras.layers.Dense(128, activation="relu", name=FEATURES_LAYER)(x)
-
-
-def _svhn_conv(x, dropout):
-    """Release SVHN evaluator: 3x3 convs 32,32 pool 64,64 pool 128x3 pool, FC 512-128."""
-    for block, (filters, repeats) in enumerate(((32, 2), (64, 2), (128, 3))):
-        for i in range(repeats):
-            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
-                                    name=f"conv{block + 1}_{i + 1}")(x)
-        x = keras.layers.MaxPooling2D(2, padding="same", name=f"pool{block + 1}")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dropout(dropout, name="dropout1")(x)
-    x = keras.layers.Dense(512, activation="relu", name="fc1")(x)
-    x = keras.layers.Dropout(dropout, name="dropout2")(x)
-    return keras.layers.Dense(128, activation="relu", name=FEATURES_LAYER)(x)
-
-
-def _cnn(x, dropout):
-    """A stronger small CNN: conv-BN-ReLU pairs, max-pooling, global average pooling."""
-    for block, filters in enumerate((32, 64, 128)):
-        for i in range(2):
-            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                                    name=f"conv{block + 1}_{i + 1}")(x)
-            x = keras.layers.BatchNormalization(name=f"bn{block + 1}_{i + 1}")(x)
-            x = keras.layers.ReLU(name=f"relu{block + 1}_{i + 1}")(x)
-        x = keras.layers.MaxPooling2D(2, name=f"pool{block + 1}")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    x = keras.layers.Dropout(dropout, name="dropout1")(x)
-    return keras.layers.Dense(128, activation="relu", name=FEATURES_LAYER)(x)
-
-
-# The release's LSUN evaluator (`pretrain/lsun_test.py`) subtracts the ImageNet mean of
-# each channel from pixels in [0, 255] (it feeds BGR; the order is immaterial for weights
-# learned from scratch).
-_VGG_MEAN_RGB = (123.68, 116.779, 103.939)
-
-
-def _vgg(x, dropout, widths, fc):
-    """VGG16's 13 3x3 convs in 5 max-pooled blocks, then two ReLU FC layers."""
-    x = keras.layers.Rescaling(127.5, offset=127.5, name="to_pixels")(x)
-    x = keras.layers.Normalization(mean=list(_VGG_MEAN_RGB), variance=[1.0] * 3,
-                                   name="vgg_mean")(x)
-    for block, (filters, repeats) in enumerate(zip(widths, (2, 2, 3, 3, 3))):
-        for i in range(repeats):
-            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
-                                    name=f"conv{block + 1}_{i + 1}")(x)
-        x = keras.layers.MaxPooling2D(2, padding="same", name=f"pool{block + 1}")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(fc[0], activation="relu", name="fc6")(x)
-    x = keras.layers.Dropout(dropout, name="dropout1")(x)
-    return keras.layers.Dense(fc[1], activation="relu", name=FEATURES_LAYER)(x)
-
-
-def _vgg16(x, dropout):
-    """Release LSUN evaluator: VGG16 convs (64-128-256-512-512) at 64x64, FC 1024-512."""
-    return _vgg(x, dropout, (64, 128, 256, 512, 512), (1024, 512))
-
-
-def _vgg_small(x, dropout):
-    """The same layout at an eighth of the width, for tests and CPU trials."""
-    return _vgg(x, dropout, (8, 16, 32, 64, 64), (128, 64))
-
-
-_BODIES = {"mlp": _mlp, "svhn_conv": _svhn_conv, "cnn": _cnn, "vgg16": _vgg16,
-           "vgg_small": _vgg_small}
-
-
-def build_classifier(arch, input_shape, num_classes=10, dropout=0.2):
-    """Builds an evaluator classifier (uncompiled).
-
-    Args:
-      arch: one of ARCHITECTURES.
-      input_shape: (height, width, channels) of the float32 [-1, 1] input images.
-      num_classes: number of output logits.
-      dropout: dropout rate after the hidden layers.
-
-    Returns:
-      A functional keras.Model from images to logits, with a layer named "features".
-
-    Raises:
-      ValueError: on an unknown architecture.
-    """
-    if arch not in _BODIES:
-        raise ValueError(f"Unknown classifier arch {arch!r}; expected one of {ARCHITECTURES}")
-    inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="images")
-    features = _BODIES[arch](inputs, dropout)
-    logits = keras.layers.Dense(num_classes, name=LOGITS_LAYER)(features)
-    return keras.Model(inputs, logits, name=f"{arch}_classifier")
 
 
 def _training_dataset(images, labels, batch_size, seed):
@@ -205,7 +86,7 @@ def fit_classifier(images, labels, arch, num_classes=10, epochs=None, batch_size
     Args:
       images: uint8 [N,H,W,C] or float32 in [-1, 1].
       labels: integer [N] class ids in [0, num_classes).
-      arch: one of ARCHITECTURES.
+      arch: one of `models.classifiers.ARCHITECTURES`.
       num_classes: number of output logits.
       epochs: passes over the data; None uses DEFAULT_EPOCHS[arch].
       batch_size: minibatch size.
@@ -244,7 +125,8 @@ def train_classifier(data, arch=None, epochs=None, batch_size=64, seed=0,
 
     Args:
       data: a mergan_tf.data.ImageData.
-      arch: one of ARCHITECTURES; None picks default_arch(data.name, channels).
+      arch: one of `models.classifiers.ARCHITECTURES`; None picks
+        default_arch(data.name, channels).
       epochs, batch_size, seed, learning_rate, dropout, verbose: see fit_classifier.
 
     Returns:
@@ -410,44 +292,3 @@ def load_classifier(directory, min_accuracy=None, dataset=None):
             f"required {min_accuracy:.2f}%; retrain it (more epochs) or lower the floor.")
     model = keras.models.load_model(os.path.join(directory, MODEL_FILE), compile=False)
     return model, metadata
-
-
-RELEASE_PREFIX = "release:"
-
-
-def load_evaluator(spec, min_accuracy=None, dataset=None):
-    """An evaluator: a directory written by save_classifier, or `release:PREFIX`, the
-    release's pretrained classifier of `dataset` read from its TF1 checkpoint PREFIX
-    (`mergan_tf.evaluation.release_classifiers`).
-
-    Args:
-      spec: the directory, or "release:" followed by the checkpoint prefix.
-      min_accuracy: see load_classifier. Release evaluators carry no recorded accuracy, so
-        a floor above 0 cannot be checked for them and is refused.
-      dataset: the dataset being evaluated (required for a release evaluator).
-
-    Returns:
-      (model, metadata); a release evaluator's metadata has "kind": "release" and
-      "test_accuracy": None.
-
-    Raises:
-      EvaluatorError: as load_classifier / release_classifiers.load_release_classifier.
-    """
-    spec = str(spec)
-    if not spec.startswith(RELEASE_PREFIX):
-        return load_classifier(spec, min_accuracy=min_accuracy, dataset=dataset)
-    if min_accuracy:
-        raise EvaluatorError(
-            f"{spec}: the release's evaluators have no recorded real-test accuracy, so an "
-            f"accuracy floor ({min_accuracy}%) cannot be checked; drop --min_evaluator_accuracy")
-    from mergan_tf.evaluation import release_classifiers  # imports this module
-    return release_classifiers.load_release_classifier(spec[len(RELEASE_PREFIX):], dataset)
-
-
-def describe_evaluator(spec, metadata):
-    """One line naming an evaluator and its real-test accuracy, for logs and reports."""
-    if metadata.get("kind") == "release":
-        return (f"release evaluator: {metadata['description']} (the release's "
-                f"{metadata['release_file']}), read from {metadata['checkpoint']}; fed as the "
-                f"release's test mode; no real-test accuracy recorded")
-    return (f"evaluator {spec} (real test accuracy {float(metadata['test_accuracy']):.2f}%)")

@@ -147,7 +147,7 @@ def reverse_accuracy(train_images, train_labels, test_images, test_labels, arch,
         conditioning classes, equal numbers per learned class (generate_class_samples).
       test_images, test_labels: the REAL test split; only images of classes present in
         train_labels are used.
-      arch: the evaluator's architecture (classifiers.ARCHITECTURES).
+      arch: the evaluator's architecture (`models.classifiers.ARCHITECTURES`).
       epochs, batch_size, seed, **fit_kwargs: passed to classifiers.fit_classifier.
       num_classes: classifier outputs; default max label + 1.
 

@@ -17,7 +17,7 @@ from absl import logging
 
 from mergan_tf import sampling
 from mergan_tf.data import lsun
-from mergan_tf.evaluation import classifiers
+from mergan_tf.evaluation import classifiers, evaluators
 from mergan_tf.run_dir import FORGETTING
 
 
@@ -25,7 +25,7 @@ class ForgettingMonitor:
     """Classifies a fixed sample of every learned class and logs the accuracies.
 
     Args:
-      evaluator: a classifier from `classifiers.load_evaluator` (images -> logits).
+      evaluator: a classifier from `evaluators.load_evaluator` (images -> logits).
       run_dir: where forgetting.csv is appended.
       samples_per_class: images per class at every measurement (one BN batch per class).
       z_dim: noise size.
@@ -77,9 +77,9 @@ def forgetting_monitor(cfg) -> "ForgettingMonitor | None":
         return None
     directory = cfg.output.evaluator_dir or classifiers.default_dir(cfg.data.dataset)
     # A directory, or release:PREFIX for the release's pretrained classifier.
-    evaluator, meta = classifiers.load_evaluator(
+    evaluator, meta = evaluators.load_evaluator(
         directory, min_accuracy=cfg.output.evaluator_min_accuracy, dataset=cfg.data.dataset)
-    logging.info("forgetting monitor: %s", classifiers.describe_evaluator(directory, meta))
+    logging.info("forgetting monitor: %s", evaluators.describe_evaluator(directory, meta))
     label_map = lsun.evaluator_ids(cfg.data.categories) if cfg.data.dataset == "lsun" else None
     return ForgettingMonitor(evaluator, cfg.out_dir, cfg.output.eval_samples_per_class,
                              cfg.model.z_dim, seed=(cfg.seed + 1234) % 2 ** 32, label_map=label_map,

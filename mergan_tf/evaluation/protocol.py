@@ -23,9 +23,10 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from mergan_tf import dgr, sampling, snapshots
+from mergan_tf import sampling, snapshots
 from mergan_tf.data import ImageData, load_for_config, lsun
-from mergan_tf.evaluation import classifiers, metrics
+from mergan_tf.evaluation import classifiers, evaluators, metrics
+from mergan_tf.methods import dgr
 from mergan_tf.run_dir import CHECKPOINTS, EVAL_JSON, EVAL_MD, write_json, write_text
 
 # The release evaluates MNIST/SVHN after the 5th and the 10th task.
@@ -81,9 +82,7 @@ def load_sampler(run_dir: str, task: int):
     info = dict(info, batch_regime=sampling.regime_of(cfg.method.name))
     if cfg.method.name != "dgr":
         return sampler(generator), info, None
-    m = cfg.model
-    solver = classifiers.build_classifier(classifiers.default_arch(cfg.data.dataset, m.channels),
-                                          (m.image_size, m.image_size, m.channels), m.num_label_slots)
+    solver = dgr.build_solver(cfg)
     snapshots.restore_into(run_dir, task, solver=list(solver.weights))
     filtered = dgr.SolverFilteredSampler(generator, solver, seed=cfg.seed)
     return filtered, info, filtered
@@ -145,12 +144,12 @@ def fid_feature_fn(kind: str, evaluator):
 
 
 def load_evaluator(classifier_dir: str, min_accuracy: Optional[float], dataset: str):
-    """`classifiers.load_evaluator` (a directory, or `release:PREFIX` for the release's
+    """`evaluators.load_evaluator` (a directory, or `release:PREFIX` for the release's
     pretrained classifier), its EvaluatorError also naming the evaluation's options
     (scripts/evaluate.py --classifier_dir / --evaluator / --min_evaluator_accuracy)."""
     try:
-        return classifiers.load_evaluator(classifier_dir, min_accuracy=min_accuracy,
-                                          dataset=dataset)
+        return evaluators.load_evaluator(classifier_dir, min_accuracy=min_accuracy,
+                                         dataset=dataset)
     except classifiers.EvaluatorError as e:
         raise classifiers.EvaluatorError(
             f"{e} To evaluate with another one, pass --classifier_dir with a {dataset} "

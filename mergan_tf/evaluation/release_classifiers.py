@@ -52,6 +52,7 @@ import tensorflow as tf
 
 from mergan_tf import release
 from mergan_tf.evaluation import classifiers
+from mergan_tf.models import classifiers as classifier_models
 
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
 
@@ -95,7 +96,7 @@ def _convs(widths: list[tuple[int, int]], prefix: str, in_ch: int = 3) -> list[L
 
 def _dense(names: list[str], sizes: list[int]) -> list[Layer]:
     """Dense layers; the last two are named `features` and `logits` here."""
-    keras_names = names[:-2] + [classifiers.FEATURES_LAYER, classifiers.LOGITS_LAYER]
+    keras_names = names[:-2] + [classifier_models.FEATURES_LAYER, classifier_models.LOGITS_LAYER]
     return [Layer("dense", n, (sizes[i], sizes[i + 1]), k)
             for i, (n, k) in enumerate(zip(names, keras_names))]
 
@@ -240,6 +241,6 @@ def _metadata(spec: ReleaseEvaluator, prefix: str) -> dict:
     return {"kind": "release", "arch": spec.arch, "dataset": spec.dataset,
             "description": spec.description, "release_file": spec.release_file,
             "checkpoint": os.path.abspath(prefix), "test_accuracy": None,
-            "input_range": classifiers.INPUT_RANGE, "output": "logits",
+            "input_range": classifier_models.INPUT_RANGE, "output": "logits",
             "input_transform": "release test mode: (x * 128 + 128) truncated to integers"
                                + (", BGR minus the VGG means" if spec.bgr_mean else ", raw values")}
