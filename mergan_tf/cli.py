@@ -335,7 +335,8 @@ def guarded(main: Callable, debug: Optional[Callable[[], bool]] = None) -> Calla
     return run
 
 
-# --help of mergan-train: the run flags in groups, each with its effective default per preset.
+# --help of mergan-train: the run flags in groups, each with its effective default per preset
+# (the other commands name their own groups: commands.run_main).
 FLAG_GROUPS = (
     ("data", ("dataset", "data_dir", "data_source", "classes", "tasks", "categories",
               "max_images_per_class")),
@@ -402,13 +403,13 @@ def preset_defaults(flag: str) -> str:
     return text
 
 
-def grouped_help(flag_values=None) -> str:
-    """The run flags of `define_flags` as --help text, in FLAG_GROUPS, with each flag's
-    effective default per preset."""
+def grouped_help(groups=FLAG_GROUPS, flag_values=None) -> str:
+    """Flags as --help text in `groups` ((title, flag names), ...): by default the run flags
+    of `define_flags` in FLAG_GROUPS, each run flag with its effective default per preset."""
     import textwrap
     flag_values = flag_values or flags.FLAGS
     lines = []
-    for group, names in FLAG_GROUPS:
+    for group, names in groups:
         lines.append(f"\n{group}:")
         for name in names:
             flag = flag_values[name]

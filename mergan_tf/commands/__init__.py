@@ -31,7 +31,7 @@ COMMANDS = {
 }
 
 
-def run_main(main, doc, flag_modules, argv=None):
+def run_main(main, doc, flag_modules, argv=None, groups=None):
     """Runs `main` under `absl.app.run`, with this command's usage text and flags; its user
     errors print one line and exit 1 (`cli.guarded`), with the traceback under --debug.
 
@@ -45,11 +45,21 @@ def run_main(main, doc, flag_modules, argv=None):
         flag_modules: Names of the modules that define its flags, which --help lists after
             `doc` (with --debug); none for a command whose `doc` lists its flags itself.
         argv: The command line, program name first (default `sys.argv`).
+        groups: ((title, flag names), ...): --help lists the flags of `flag_modules` and
+            --debug in these groups instead; every one of them must be in a group.
     """
     from absl import app, flags
 
     from mergan_tf import cli
     cli.define_debug_flag()
+    if groups is not None:
+        defined = {flag.name for name in flag_modules
+                   for flag in flags.FLAGS.get_flags_for_module(name)} | {"debug"}
+        grouped = [name for _, names in groups for name in names]
+        if sorted(grouped) != sorted(defined):
+            raise ValueError(f"--help groups {sorted(grouped)} do not list the command's flags "
+                             f"{sorted(defined)} once each")
+        doc, flag_modules = doc + "\nFlags:" + cli.grouped_help(groups), []
     sys.modules["__main__"].__doc__ = doc
     listed = [flag for name in flag_modules for flag in flags.FLAGS.get_flags_for_module(name)]
     if flag_modules:  # (a command that lists its flags in `doc` passes none)

@@ -40,6 +40,14 @@ flags.DEFINE_enum("fid_features", None, list(protocol.FID_FEATURES), "FID featur
                   "default for LSUN; others: evaluator).")
 flags.mark_flag_as_required("run_dir")
 FLAGS = flags.FLAGS
+# --help lists the flags in these groups.
+HELP_GROUPS = (
+    ("run", ("run_dir", "after_tasks")),
+    ("evaluator", ("evaluator", "classifier_dir", "min_evaluator_accuracy")),
+    ("protocol", ("batches", "batch_size", "seed", "reverse_per_class", "reverse_epochs",
+                  "fid_per_class", "fid_features")),
+    ("run control", ("debug",)),
+)
 
 
 def main(argv):
@@ -62,7 +70,7 @@ def main(argv):
 
 def run():
     """Entry point of `mergan-evaluate`."""
-    run_main(main, __doc__, [__name__])
+    run_main(main, __doc__, [__name__], groups=HELP_GROUPS)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,12 @@ flags.DEFINE_boolean("overwrite", False, "Write into an export directory that ho
                      "files than an earlier export, replacing only the export's own files.")
 flags.mark_flag_as_required("run_dir")
 FLAGS = flags.FLAGS
+# --help lists the flags in these groups.
+HELP_GROUPS = (
+    ("inputs", ("run_dir", "task")),
+    ("outputs", ("out_dir", "overwrite")),
+    ("run control", ("debug",)),
+)
 
 
 def main(argv):
@@ -44,7 +50,7 @@ def main(argv):
 
 def run():
     """Entry point of `mergan-export`."""
-    run_main(main, __doc__, [__name__])
+    run_main(main, __doc__, [__name__], groups=HELP_GROUPS)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,12 @@ flags.DEFINE_integer("evolution_class", 0, "Class (LSUN: task index, 0 = bedroom
                      "evolution figure; -1 skips it.", lower_bound=-1)
 flags.DEFINE_boolean("gif", True, "Write each run's training GIF.")
 FLAGS = flags.FLAGS
+# --help lists the flags in these groups.
+HELP_GROUPS = (
+    ("figures", ("num_z", "mosaic_z", "evolution_class", "gif")),
+    ("outputs", ("out_dir",)),
+    ("run control", ("debug",)),
+)
 
 
 def main(argv):
@@ -44,7 +50,7 @@ def main(argv):
 
 def run():
     """Entry point of `mergan-figures`."""
-    run_main(main, __doc__, [__name__])
+    run_main(main, __doc__, [__name__], groups=HELP_GROUPS)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,12 @@ flags.DEFINE_boolean("overwrite", False, "Replace an earlier import in --out_dir
 for _name in ("checkpoint", "dataset", "out_dir"):
     flags.mark_flag_as_required(_name)
 FLAGS = flags.FLAGS
+# --help lists the flags in these groups.
+HELP_GROUPS = (
+    ("inputs", ("checkpoint", "dataset", "task", "method", "data_dir", "seed")),
+    ("outputs", ("out_dir", "export", "overwrite")),
+    ("run control", ("debug",)),
+)
 
 
 def main(argv):
@@ -63,7 +69,7 @@ def main(argv):
 
 def run():
     """Entry point of `mergan-import-release`."""
-    run_main(main, __doc__, [__name__])
+    run_main(main, __doc__, [__name__], groups=HELP_GROUPS)
 
 
 if __name__ == "__main__":

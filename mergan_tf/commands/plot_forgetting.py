@@ -17,6 +17,11 @@ from mergan_tf.evaluation import plots  # noqa: E402
 
 flags.DEFINE_string("out", "forgetting.png", "PNG to write.")
 FLAGS = flags.FLAGS
+# --help lists the flags in these groups.
+HELP_GROUPS = (
+    ("outputs", ("out",)),
+    ("run control", ("debug",)),
+)
 
 
 def main(argv):
@@ -30,7 +35,7 @@ def main(argv):
 
 def run():
     """Entry point of `mergan-plot-forgetting`."""
-    run_main(main, __doc__, [__name__])
+    run_main(main, __doc__, [__name__], groups=HELP_GROUPS)
 
 
 if __name__ == "__main__":

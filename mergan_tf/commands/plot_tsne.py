@@ -22,6 +22,12 @@ flags.DEFINE_integer("n", 300, "Images per source.")
 flags.DEFINE_string("classifier_dir", None, "Evaluator (default checkpoints/classifiers/<dataset>).")
 flags.DEFINE_string("out", "tsne.png", "PNG to write.")
 FLAGS = flags.FLAGS
+# --help lists the flags in these groups.
+HELP_GROUPS = (
+    ("inputs", ("class_id", "task", "n", "classifier_dir")),
+    ("outputs", ("out",)),
+    ("run control", ("debug",)),
+)
 
 
 def main(argv):
@@ -45,7 +51,7 @@ def main(argv):
 
 def run():
     """Entry point of `mergan-plot-tsne`."""
-    run_main(main, __doc__, [__name__])
+    run_main(main, __doc__, [__name__], groups=HELP_GROUPS)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,14 @@ flags.DEFINE_integer("seed", 0, "Seed of weights, dropout and shuffling.")
 flags.DEFINE_string("out_dir", None, "Output directory (default "
                     "checkpoints/classifiers/<dataset>).")
 FLAGS = flags.FLAGS
+# --help lists the flags in these groups.
+HELP_GROUPS = (
+    ("data", ("dataset", "data_dir", "categories", "max_images_per_class")),
+    ("model", ("arch", "dropout")),
+    ("training", ("epochs", "batch_size", "learning_rate", "seed")),
+    ("outputs", ("out_dir",)),
+    ("run control", ("debug",)),
+)
 
 
 def main(argv):
@@ -76,7 +84,7 @@ def main(argv):
 def run():
     """Entry point of `mergan-train-classifier`."""
     logging.set_verbosity(logging.INFO)
-    run_main(main, __doc__, [__name__])
+    run_main(main, __doc__, [__name__], groups=HELP_GROUPS)
 
 
 if __name__ == "__main__":
