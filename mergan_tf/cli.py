@@ -26,6 +26,7 @@ INTERRUPTED_HELP = ("SIGTERM or SIGINT (Ctrl-C) stop the run after the current i
                     "signal stops at once.")
 
 
+# Over 40 lines: a flat table of flag definitions, one statement each.
 def define_flags() -> None:
     """Defines the run flags; every default None means "the dataset preset's value"."""
     flags.DEFINE_string("dataset", "mnist", f"Dataset preset: {', '.join(sorted(configs.PRESETS))}; "
@@ -240,10 +241,9 @@ def _tfds_preset(f) -> configs.DatasetPreset:
     return configs.tfds_preset(f.dataset, channels, num_classes)
 
 
-def config_from_flags(f) -> configs.RunConfig:
-    """Builds and validates the RunConfig from parsed flags `f` (absl FLAGS or a namespace)."""
-    preset = _tfds_preset(f) if f.dataset.startswith(configs.TFDS_PREFIX) else None
-    cfg = configs.preset_config(f.dataset, f.method, preset)
+def _task_sequence(f, cfg: configs.RunConfig) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """The classes (and LSUN categories) of the run's tasks from --classes, --categories and
+    --tasks over the preset `cfg`."""
     if getattr(f, "categories", None) == []:
         raise configs.ConfigError("--categories is empty; give one LSUN category per task, e.g. "
                                   "--categories bedroom,kitchen, or leave the flag out")
@@ -258,6 +258,14 @@ def config_from_flags(f) -> configs.RunConfig:
                 f"--tasks {f.tasks} exceeds the {len(classes)} tasks of the sequence {list(classes)}")
         classes = classes[:f.tasks]
         categories = categories[:f.tasks]
+    return classes, categories
+
+
+def config_from_flags(f) -> configs.RunConfig:
+    """Builds and validates the RunConfig from parsed flags `f` (absl FLAGS or a namespace)."""
+    preset = _tfds_preset(f) if f.dataset.startswith(configs.TFDS_PREFIX) else None
+    cfg = configs.preset_config(f.dataset, f.method, preset)
+    classes, categories = _task_sequence(f, cfg)
     scale = f.acgan_scale
     scale_g = getattr(f, "acgan_scale_g", None)
     scale_g = scale if scale_g is None else scale_g

@@ -358,17 +358,20 @@ def validate(cfg: RunConfig) -> RunConfig:
     require(cfg.train.critic_iters > 0, "--critic_iters must be at least 1")
     require(cfg.model.dim > 0, f"--model_dim must be at least 1, got {cfg.model.dim}")
     require(cfg.model.z_dim > 0, f"--z_dim must be at least 1, got {cfg.model.z_dim}")
-    require(cfg.output.eval_samples_per_class > 0,
-            f"--eval_samples must be at least 1, got {cfg.output.eval_samples_per_class}")
-    require(cfg.output.sample_every > 0, "--sample_every must be at least 1")
-    require(cfg.output.checkpoint_every > 0, "--checkpoint_every must be at least 1")
-    require(cfg.output.log_every > 0, "--log_every must be at least 1")
-    require(cfg.output.eval_every >= 0, "--eval_every must be 0 (off) or positive")
+    _validate_outputs(cfg, require)
     require(cfg.method.ewc_samples > 0, "--ewc_samples must be at least 1")
     require(isinstance(cfg.seed, int) and 0 <= cfg.seed <= MAX_SEED,
             f"--seed must be an integer in [0, {MAX_SEED}] (the range of numpy's and Keras's "
             f"seeds), got {cfg.seed}")
     _validate_numbers(cfg, require)
+    _validate_choices(cfg, require)
+    _validate_model(cfg, require)
+    _validate_categories(cfg, require)
+    return cfg
+
+
+def _validate_choices(cfg: RunConfig, require) -> None:
+    """--strategy, --mixed_precision and --data_source name known choices that fit together."""
     require(cfg.train.strategy in STRATEGIES,
             f"unknown --strategy {cfg.train.strategy!r}; choose one of {', '.join(STRATEGIES)}")
     require(cfg.train.strategy == "none" or cfg.method.name not in ("dgr", "ewc"),
@@ -381,9 +384,16 @@ def validate(cfg: RunConfig) -> RunConfig:
     require(cfg.data.source in sources,
             f"unknown --data_source {cfg.data.source!r}; choose {', '.join(sources[:-1])} or "
             f"{sources[-1]} for {cfg.data.dataset}")
-    _validate_model(cfg, require)
-    _validate_categories(cfg, require)
-    return cfg
+
+
+def _validate_outputs(cfg: RunConfig, require) -> None:
+    """The output intervals and sample counts are positive (--eval_every may be 0: off)."""
+    require(cfg.output.eval_samples_per_class > 0,
+            f"--eval_samples must be at least 1, got {cfg.output.eval_samples_per_class}")
+    require(cfg.output.sample_every > 0, "--sample_every must be at least 1")
+    require(cfg.output.checkpoint_every > 0, "--checkpoint_every must be at least 1")
+    require(cfg.output.log_every > 0, "--log_every must be at least 1")
+    require(cfg.output.eval_every >= 0, "--eval_every must be 0 (off) or positive")
 
 
 def _validate_numbers(cfg: RunConfig, require) -> None:

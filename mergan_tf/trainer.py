@@ -266,6 +266,7 @@ class Trainer:
         snapshots.write_snapshot(self.run_dir, number, self._snapshot_state(), info)
 
     # ----------------------------------------------------------------- loops
+    # 40+ lines only through its Args/Raises docstring; the code is 27 lines.
     def train(self, resume: bool = False, start_from_task: Optional[int] = None) -> None:
         """Trains every task of the sequence.
 

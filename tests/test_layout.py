@@ -112,3 +112,20 @@ def test_no_module_imports_another_modules_private_names():
 def test_configs_is_a_leaf():
     graph, _ = import_graph()
     assert graph["mergan_tf.configs"] == set()
+
+
+def test_functions_over_40_lines_say_why_beside_them():
+    """A function longer than about 40 lines carries a comment just above it (or above its
+    decorators) saying why it is that long."""
+    unexplained = []
+    for module, path in modules().items():
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                    node.end_lineno - node.lineno + 1 > 40:
+                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                above = lines[first - 2].strip() if first > 1 else ""
+                if not (above.startswith("#") and "40" in above):
+                    unexplained.append(f"{module}.{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert unexplained == []
