@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 METHODS = ("sft", "ra", "jtr", "jt", "ewc", "dgr")
 STRATEGIES = ("none", "mirrored", "multi_worker")  # see mergan_tf.distribute
-PRECISIONS = ("none", "bf16")  # see snapshots.build_models
+PRECISIONS = ("none", "bf16")  # see models.factory.build_models
 ARCHS = ("dcgan32", "resnet64")
 # How dcgan32's stride-2 transposed convolutions are computed (same function and weights):
 # tf's conv2d_transpose, or the sub-pixel form (layers.subpixel_conv2d_transpose).
