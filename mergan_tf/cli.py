@@ -37,7 +37,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("tasks", None, "Train only the first N tasks of the sequence.")
     flags.DEFINE_list("classes", None, "Task order as class ids, e.g. 3,1,4 (preset 0..9).")
     flags.DEFINE_float("ra_factor", None, "Replay-alignment weight (preset 1e-3 MNIST, 1e-2 SVHN).")
-    flags.DEFINE_float("ewc_lambda", None, "EWC weight (paper 1e9).")
+    flags.DEFINE_float("ewc_lambda", None, "EWC weight (default 2e3, the best of "
+                       "results/ewc_sweep for this Fisher; the paper's 1e9 freezes the generator "
+                       "at task 1 here).")
     flags.DEFINE_integer("ewc_samples", None, "Generated samples per EWC Fisher estimate (512).")
     flags.DEFINE_boolean("ewc_accumulate", None, "Sum the Fishers of all past tasks (default: "
                          "keep the latest, which already covers every learned class).")

@@ -208,7 +208,8 @@ class MethodConfig:
       reduce_batch: replay `batch_size // t` samples per previous class.
       ra_divide_by_t: divide the RA term by t (release: with reduce_batch).
       jtr_divide_by_t: divide the JTR terms by t (release: LSUN only).
-      ewc_lambda: EWC weight lambda (paper: 1e9).
+      ewc_lambda: EWC weight lambda (paper: 1e9, whose Fisher scale is not given; 2e3 is
+        the best of the sweep in results/ewc_sweep for this project's Fisher).
       ewc_samples: generated samples (over all learned classes) for each Fisher estimate.
       ewc_accumulate: add each task's Fisher to the previous ones (one anchor, the latest
         weights) instead of keeping only the latest. Off by default: the Fisher after task t
@@ -221,7 +222,7 @@ class MethodConfig:
     reduce_batch: bool = True
     ra_divide_by_t: bool = True
     jtr_divide_by_t: bool = False
-    ewc_lambda: float = 1e9
+    ewc_lambda: float = 2e3
     ewc_samples: int = 512
     ewc_accumulate: bool = False
     dgr_solver_lr: float = 1e-3
