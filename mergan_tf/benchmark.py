@@ -75,7 +75,9 @@ def _trainer_gflops(trainer: Trainer, task_index: int, task) -> float:
     """GFLOP of one outer iteration (with the generator update) of a positioned trainer."""
     g_fn, d_fn = trainer.task_updates(task_index)
     reals, labels = next(task.batches)
-    return graph_gflops(lambda r, y: trainer.steps.iteration_body(r, y, True, g_fn, d_fn), reals, labels)
+    prepare = getattr(d_fn, "prepare", None)
+    return graph_gflops(lambda r, y: trainer.steps.iteration_body(r, y, True, g_fn, d_fn, prepare),
+                        reals, labels)
 
 
 def iteration_gflops(data: ImageData, method: str, learned_classes: int,

@@ -76,7 +76,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("z_dim", None, "Size of the latent vector z (release 128).")
     flags.DEFINE_enum("deconv", None, list(configs.DECONVS), "Generator upsampling: transpose "
                       "(the release's conv2d_transpose) or subpixel (the same function as a "
-                      "convolution and depth-to-space; faster on CPU).")
+                      "convolution and depth-to-space).")
+    flags.DEFINE_enum("kernels", None, list(configs.KERNELS), "dcgan32's stride-2 "
+                      "convolutions: fast (the same function with faster gradients on CPU, "
+                      "docs/performance.md) or tf (TensorFlow's ops and gradients).")
     flags.DEFINE_float("dgr_solver_lr", None, "DGR: Adam learning rate of its solver "
                        "(classifier) (1e-3).")
     flags.DEFINE_integer("eval_samples", None, "--eval_every: generated images per class "
@@ -279,7 +282,7 @@ def config_from_flags(f) -> configs.RunConfig:
         data=_replace(cfg.data, data_dir=f.data_dir, source=f.data_source, categories=categories,
                       max_images_per_class=getattr(f, "max_images_per_class", None)),
         model=_replace(cfg.model, dim=f.model_dim, z_dim=getattr(f, "z_dim", None),
-                       deconv=getattr(f, "deconv", None)),
+                       deconv=getattr(f, "deconv", None), kernels=getattr(f, "kernels", None)),
         train=_replace(cfg.train, iters=f.iters, batch_size=f.batch_size,
                        critic_iters=getattr(f, "critic_iters", None), acgan_scale=scale,
                        acgan_scale_g=scale_g, strategy=getattr(f, "strategy", None),
@@ -350,7 +353,7 @@ def guarded(main: Callable, debug: Optional[Callable[[], bool]] = None) -> Calla
 FLAG_GROUPS = (
     ("data", ("dataset", "data_dir", "data_source", "classes", "tasks", "categories",
               "max_images_per_class")),
-    ("model", ("model_dim", "z_dim", "deconv")),
+    ("model", ("model_dim", "z_dim", "deconv", "kernels")),
     ("method", ("method", "ra_factor", "ewc_lambda", "ewc_samples", "ewc_accumulate",
                 "dgr_solver_lr", "acgan_scale", "acgan_scale_g")),
     ("training", ("iters", "batch_size", "critic_iters", "learning_rate", "beta1", "beta2",
@@ -362,7 +365,8 @@ FLAG_GROUPS = (
 # flag -> its field in the RunConfig (dotted), for the per-preset defaults
 FLAG_FIELDS = {
     "classes": "classes", "categories": "data.categories", "model_dim": "model.dim",
-    "z_dim": "model.z_dim", "deconv": "model.deconv", "ra_factor": "method.ra_factor",
+    "z_dim": "model.z_dim", "deconv": "model.deconv", "kernels": "model.kernels",
+    "ra_factor": "method.ra_factor",
     "ewc_lambda": "method.ewc_lambda", "ewc_samples": "method.ewc_samples",
     "ewc_accumulate": "method.ewc_accumulate", "dgr_solver_lr": "method.dgr_solver_lr",
     "acgan_scale": "train.acgan_scale", "acgan_scale_g": "train.acgan_scale_g",

@@ -20,6 +20,9 @@ ARCHS = ("dcgan32", "resnet64")
 # How dcgan32's stride-2 transposed convolutions are computed (same function and weights):
 # tf's conv2d_transpose, or the sub-pixel form (layers.subpixel_conv2d_transpose).
 DECONVS = ("transpose", "subpixel")
+# dcgan32's stride-2 convolutions: with the faster gradients of `layers.conv2d_s2` and
+# `layers.conv2d_transpose_s2` (the same function), or TensorFlow's own.
+KERNELS = ("fast", "tf")
 ARCH_IMAGE_SIZE = {"dcgan32": 32, "resnet64": 64}
 # The release's LSUN task sequence (`mergan_tf.data.lsun.TASK_CATEGORIES`).
 LSUN_TASKS = ("bedroom", "kitchen", "church_outdoor", "tower")
@@ -143,6 +146,9 @@ class ModelConfig:
       deconv: dcgan32's transposed convolutions, "transpose" (conv2d_transpose) or
         "subpixel" (one 3x3 convolution per layer then depth_to_space: the same function,
         weights and snapshots; see `layers.subpixel_conv2d_transpose`).
+      kernels: dcgan32's stride-2 convolutions, "fast" (the same function with faster
+        gradients: `layers.FastConv2D`, `layers.FastConv2DTranspose`) or "tf"
+        (TensorFlow's ops and gradients). Same weights and snapshots.
     """
 
     arch: str = "dcgan32"
@@ -152,6 +158,7 @@ class ModelConfig:
     channels: int = 1
     image_size: int = 32
     deconv: str = "transpose"
+    kernels: str = "fast"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +180,10 @@ class TrainConfig:
         updates) as one tf.function; False runs one tf.function per update. Same maths.
       concat_critic: score the real and fake batches in one critic call; the critic has no
         batch-dependent layer, so this equals two calls. Same maths.
+      batch_critic_inputs: make the fakes and replays of an outer iteration's critic
+        updates in one generator call (each update's batch its own batch-norm group), from
+        the same random draws in the same order; the generators do not change during the
+        critic updates. Same maths.
       strategy: "none" (one device), "mirrored" (the local GPUs, or the logical CPUs) or
         "multi_worker" (the hosts of TF_CONFIG); the global `batch_size` is split across
         the replicas (see `mergan_tf.distribute`).
@@ -194,6 +205,7 @@ class TrainConfig:
     epsilon: float = 1e-8
     fused_iteration: bool = True
     concat_critic: bool = True
+    batch_critic_inputs: bool = True
     strategy: str = "none"
     mixed_precision: str = "none"
 
@@ -427,6 +439,7 @@ def _validate_model(cfg: RunConfig, require) -> None:
     m = cfg.model
     require(m.arch in ARCHS, f"unknown model arch {m.arch!r}; choose one of {', '.join(ARCHS)}")
     require(m.deconv in DECONVS, f"unknown deconv {m.deconv!r}; choose one of {', '.join(DECONVS)}")
+    require(m.kernels in KERNELS, f"unknown kernels {m.kernels!r}; choose one of {', '.join(KERNELS)}")
     require(m.image_size == ARCH_IMAGE_SIZE[m.arch],
             f"model {m.arch} makes {ARCH_IMAGE_SIZE[m.arch]}x{ARCH_IMAGE_SIZE[m.arch]} images, "
             f"but the config asks for {m.image_size}x{m.image_size}; use the dataset's preset")

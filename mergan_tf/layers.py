@@ -130,9 +130,7 @@ class SubPixelConv2DTranspose(keras.layers.Conv2DTranspose):
 
     def __init__(self, filters, kernel_size=5, strides=2, padding="same", **kwargs):
         super().__init__(filters, kernel_size, strides=strides, padding=padding, **kwargs)
-        if tuple(self.kernel_size) != (5, 5) or tuple(self.strides) != (2, 2) or \
-                self.padding != "same" or self.data_format != "channels_last":
-            raise ValueError("SubPixelConv2DTranspose: only 5x5, stride 2, 'same', channels_last")
+        _require_5x5_stride_2(self, "SubPixelConv2DTranspose")
 
     def call(self, inputs):
         kernel = tf.cast(self.kernel, inputs.dtype)
@@ -140,6 +138,125 @@ class SubPixelConv2DTranspose(keras.layers.Conv2DTranspose):
         if self.use_bias:
             y = tf.nn.bias_add(y, tf.cast(self.bias, y.dtype))
         return self.activation(y) if self.activation is not None else y
+
+
+# The stride-2 5x5 SAME convolutions of dcgan32 with faster gradients (`--kernels fast`).
+# TensorFlow's registered gradients run the slow oneDNN paths on this CPU: a filter
+# gradient (Conv2DBackpropFilter) at a third to half of the forward convolution's rate, and
+# a transposed convolution to one or three channels (the critic's input gradient, the
+# generator's output layer) at about 15 GFLOP/s (docs/performance.md). The functions below
+# compute the same values and gradients of every order with other ops: the filter gradient
+# as a dilated stride-1 convolution over the batch, a transposed convolution to few
+# channels in the sub-pixel form. Each one's gradient is written with the others, so the
+# critic's gradient-penalty double backward stays on the fast paths too.
+
+# At or below this many channels a transposed convolution's output is computed in the
+# sub-pixel form, and a filter gradient over that few input channels with TF's own op.
+FEW_CHANNELS = 4
+
+
+def _same_pads(size: int) -> tuple[int, int]:
+    """Padding before and after of a 5x5 stride-2 SAME convolution over `size` pixels."""
+    total = max((-(-size // 2) - 1) * 2 + 5 - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv2d_filter_gradient(x, dy):
+    """The gradient with respect to W [5, 5, in, out] of `tf.nn.conv2d(x, W, 2, "SAME")`
+    whose output has gradient `dy`: sum over images and positions of x[2i + k - p] dy[i].
+
+    That is a convolution of the padded `x` with `dy` as the filter, the batch as its input
+    channels and dilation 2: one stride-1 convolution, twice as fast as
+    Conv2DBackpropFilter on the critic's wider layers here. Over few input channels TF's
+    own op is faster and is used."""
+    if x.shape[-1] <= FEW_CHANNELS:
+        return tf.compat.v1.nn.conv2d_backprop_filter(
+            x, [5, 5, x.shape[-1], dy.shape[-1]], dy, [1, 2, 2, 1], "SAME")
+    (top, bottom), (left, right) = _same_pads(x.shape[1]), _same_pads(x.shape[2])
+    padded = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
+    grad = tf.nn.conv2d(tf.transpose(padded, [3, 1, 2, 0]), tf.transpose(dy, [1, 2, 0, 3]),
+                        strides=1, padding="VALID", dilations=2)  # [in, 5, 5, out]
+    return tf.transpose(grad, [1, 2, 0, 3])
+
+
+def conv2d_s2(x, kernel):
+    """`tf.nn.conv2d(x, kernel, 2, "SAME")` for a 5x5 `kernel` [5, 5, in, out], with the
+    fast gradients: the input gradient is `conv2d_transpose_s2`, the filter gradient
+    `conv2d_filter_gradient`. Same values and gradients of every order (to float rounding;
+    tests/test_layers.py)."""
+    in_hw = (x.shape[1], x.shape[2])
+
+    @tf.custom_gradient
+    def conv(x, kernel):
+        def grad(dy):
+            return conv2d_transpose_s2(dy, kernel, in_hw), conv2d_filter_gradient(x, dy)
+        return tf.nn.conv2d(x, kernel, strides=2, padding="SAME"), grad
+    return conv(x, kernel)
+
+
+def conv2d_transpose_s2(x, kernel, out_hw=None, subpixel: bool | None = None):
+    """`tf.nn.conv2d_transpose(x, kernel, [N, *out_hw, out], 2, "SAME")` for a 5x5 `kernel`
+    [5, 5, out, in] (out_hw defaults to twice x's size), with the fast gradients: the input
+    gradient is `conv2d_s2`, the filter gradient `conv2d_filter_gradient` with the roles of
+    input and output swapped. Computed in the sub-pixel form when `subpixel` (default: when
+    out <= FEW_CHANNELS and out_hw is twice the input's size)."""
+    out_hw = tuple(out_hw or (2 * x.shape[1], 2 * x.shape[2]))
+    if subpixel is None:
+        subpixel = kernel.shape[2] <= FEW_CHANNELS
+    subpixel = subpixel and out_hw == (2 * x.shape[1], 2 * x.shape[2])
+
+    @tf.custom_gradient
+    def conv_transpose(x, kernel):
+        if subpixel:
+            y = subpixel_conv2d_transpose(x, kernel)
+        else:
+            y = tf.nn.conv2d_transpose(
+                x, kernel, tf.stack([tf.shape(x)[0], out_hw[0], out_hw[1], kernel.shape[2]]),
+                strides=2, padding="SAME")
+
+        def grad(dy):
+            return conv2d_s2(dy, kernel), conv2d_filter_gradient(dy, x)
+        return y, grad
+    return conv_transpose(x, kernel)
+
+
+class FastConv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D(filters, 5, strides=2, padding="same")` computed with
+    `conv2d_s2`. Same weights, names and shapes as the Keras layer."""
+
+    def __init__(self, filters, kernel_size=5, strides=2, padding="same", **kwargs):
+        super().__init__(filters, kernel_size, strides=strides, padding=padding, **kwargs)
+        _require_5x5_stride_2(self, "FastConv2D")
+
+    def convolution_op(self, inputs, kernel):
+        return conv2d_s2(inputs, tf.cast(kernel, inputs.dtype))
+
+
+class FastConv2DTranspose(keras.layers.Conv2DTranspose):
+    """`keras.layers.Conv2DTranspose(filters, 5, strides=2, padding="same")` computed with
+    `conv2d_transpose_s2` (`subpixel`: its sub-pixel choice; None picks it for few output
+    channels). Same weights, names and shapes as the Keras layer."""
+
+    def __init__(self, filters, kernel_size=5, strides=2, padding="same", subpixel=None,
+                 **kwargs):
+        super().__init__(filters, kernel_size, strides=strides, padding=padding, **kwargs)
+        _require_5x5_stride_2(self, "FastConv2DTranspose")
+        self.subpixel = subpixel
+
+    def call(self, inputs):
+        y = conv2d_transpose_s2(inputs, tf.cast(self.kernel, inputs.dtype),
+                                subpixel=self.subpixel)
+        if self.use_bias:  # a broadcast add, as Keras's layer (in bf16 its gradient, a
+            # reduce_sum, is more accurate than BiasAddGrad's)
+            y = y + tf.reshape(tf.cast(self.bias, y.dtype), [1, 1, 1, -1])
+        return self.activation(y) if self.activation is not None else y
+
+
+def _require_5x5_stride_2(layer, name: str) -> None:
+    if tuple(layer.kernel_size) != (5, 5) or tuple(layer.strides) != (2, 2) or \
+            layer.padding != "same" or layer.data_format != "channels_last" or \
+            tuple(layer.dilation_rate) != (1, 1) or getattr(layer, "groups", 1) != 1:
+        raise ValueError(f"{name}: only 5x5, stride 2, 'same', channels_last, undilated")
 
 
 def _gradient_registry() -> dict | None:

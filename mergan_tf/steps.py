@@ -11,6 +11,7 @@ The task loop that calls these is `mergan_tf.trainer`.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Optional
 
 import tensorflow as tf
@@ -105,15 +106,66 @@ class Steps:
 
         return generator_update
 
+    def critic_draws(self, task_classes: tuple[int, ...],
+                     replay_labels: Optional[tf.Tensor]) -> dict:
+        """One critic update's random draws, in the release's order: the fake batch's labels
+        (several classes only) and noise, the penalty's alpha, the replay noise."""
+        b, z_dim = self.replica_batch_size, self.cfg.model.z_dim
+        if len(task_classes) == 1:
+            labels = tf.fill([b], tf.constant(task_classes[0], tf.int32))
+        else:
+            pick = self.rng.uniform([b], 0, len(task_classes), dtype=tf.int32)
+            labels = tf.gather(tf.constant(task_classes, tf.int32), pick)
+        draws = {"fake_z": self.rng.normal([b, z_dim]), "fake_labels": labels,
+                 "alpha": self.rng.uniform([b, 1, 1, 1])}
+        if replay_labels is not None:
+            draws["replay_z"] = self.rng.normal([replay_labels.shape[0], z_dim])
+        return draws
+
+    def critic_inputs(self, task_index: int, replay_labels: Optional[tf.Tensor],
+                      count: int) -> list[dict]:
+        """The inputs of `count` consecutive critic updates, made at once: their draws in
+        the order the updates would make them, then every fake batch in one generator call
+        and every replay in one call of each generator, each batch its own batch-norm group
+        (the generators do not change during the critic updates, so this equals generating
+        each update's own). Returns one dict per update: fake, alpha and, with replays,
+        replay_z, old, new."""
+        draws = [self.critic_draws(self.tasks[task_index], replay_labels) for _ in range(count)]
+        fakes = self.generator(tf.concat([d["fake_z"] for d in draws], 0),
+                               tf.concat([d["fake_labels"] for d in draws], 0), num_groups=count)
+        inputs = [{"fake": tf.stop_gradient(f), "alpha": d["alpha"]}
+                  for f, d in zip(tf.split(fakes, count), draws)]
+        if replay_labels is None:
+            return inputs
+        z = tf.concat([d["replay_z"] for d in draws], 0)
+        labels = tf.tile(replay_labels, [count])
+        groups = count * task_index
+        made = {"old": self.method.old_in_critic_update and self.replay_generator,
+                "new": self.method.new_in_critic_update and self.generator}
+        for key, model in made.items():
+            if model:
+                parts = tf.split(tf.stop_gradient(model(z, labels, num_groups=groups)), count)
+                for update, part in zip(inputs, parts):
+                    update[key] = part
+        for update, d in zip(inputs, draws):
+            update["replay_z"] = d["replay_z"]
+        return inputs
+
     def _critic_update(self, task_index: int, d_opt, replay_labels) -> Callable[..., dict]:
         tc, task_classes = self.cfg.train, self.tasks[task_index]
         d_vars = self.critic.trainable_variables
 
-        def critic_update(real, real_labels):
-            fake, _ = self.fake_batch(task_classes)
-            fake = tf.stop_gradient(fake)
-            alpha = self.rng.uniform([self.replica_batch_size, 1, 1, 1])
-            replay = self.replay(replay_labels, task_index, self.method.old_in_critic_update)
+        def critic_update(real, real_labels, inputs: Optional[dict] = None):
+            if inputs is None:  # this update's own draws and generator calls
+                fake, _ = self.fake_batch(task_classes)
+                fake = tf.stop_gradient(fake)
+                alpha = self.rng.uniform([self.replica_batch_size, 1, 1, 1])
+                replay = self.replay(replay_labels, task_index, self.method.old_in_critic_update)
+            else:  # made for every update of the iteration by `critic_inputs`
+                fake, alpha = inputs["fake"], inputs["alpha"]
+                replay = None if replay_labels is None else ReplayBatch(
+                    z=inputs["replay_z"], labels=replay_labels, old=inputs.get("old"),
+                    num_classes=task_index, new=inputs.get("new"))
             with tf.GradientTape() as tape:
                 wasserstein, penalty, real_class_logits = losses.wgan_gp_critic_loss(
                     self.critic, real, fake, alpha, tc.gp_weight, tc.concat_critic)
@@ -132,6 +184,8 @@ class Steps:
                 tf.float32))
             return terms
 
+        if tc.batch_critic_inputs:
+            critic_update.prepare = functools.partial(self.critic_inputs, task_index, replay_labels)
         return critic_update
 
     def compile_iteration(self, generator_update, critic_update):
@@ -141,27 +195,34 @@ class Steps:
         Fused (default): one `tf.function` for the whole outer iteration, traced twice per
         task (with and without the generator update), so no Python runs between the six
         updates. Unfused: one `tf.function` per update, the straightforward path that the
-        tests compare the fused one against.
+        tests compare the fused one against. A critic update with a `prepare` (the
+        trainer's own, with --batch_critic_inputs) gets its fakes and replays from one
+        batched call per iteration (`critic_inputs`).
         """
-        iteration = self.iteration_body
+        prepare = getattr(critic_update, "prepare", None)
+
+        def iteration(reals, labels, with_generator, g_fn=generator_update, d_fn=critic_update):
+            return self.iteration_body(reals, labels, with_generator, g_fn, d_fn, prepare)
 
         if self.cfg.train.strategy != "none":  # the fused iteration on every replica
-            return distribute.compile_replicated(
-                self.strategy, lambda reals, labels, with_generator: iteration(
-                    reals, labels, with_generator, generator_update, critic_update))
+            return distribute.compile_replicated(self.strategy, iteration)
         if self.cfg.train.fused_iteration:
-            fused = tf.function(lambda reals, labels, with_generator: iteration(
-                reals, labels, with_generator, generator_update, critic_update))
+            fused = tf.function(iteration)
             return lambda reals, labels, with_generator: fused(reals, labels, with_generator)
         g_fn, d_fn = tf.function(generator_update), tf.function(critic_update)
         return lambda reals, labels, with_generator: iteration(
             reals, labels, with_generator, g_fn, d_fn)
 
-    def iteration_body(self, reals, labels, with_generator: bool, g_fn, d_fn):
+    def iteration_body(self, reals, labels, with_generator: bool, g_fn, d_fn, prepare=None):
         """One outer iteration as plain tensor code: `g_fn()` when `with_generator`, then
-        `d_fn(reals[k], labels[k])` for each of the K critic updates; the last terms."""
+        `d_fn(reals[k], labels[k])` for each of the K critic updates (with `prepare`, made
+        after the generator update: `d_fn(reals[k], labels[k], prepare(K)[k])`); the last
+        terms."""
         terms = dict(g_fn()) if with_generator else {}
-        for k in range(self.cfg.train.critic_iters):
-            d_terms = d_fn(reals[k], labels[k])
+        k_updates = self.cfg.train.critic_iters
+        inputs = prepare(k_updates) if prepare is not None else [None] * k_updates
+        for k in range(k_updates):
+            d_terms = (d_fn(reals[k], labels[k]) if inputs[k] is None
+                       else d_fn(reals[k], labels[k], inputs[k]))
         terms.update(d_terms)
         return terms

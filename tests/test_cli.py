@@ -66,7 +66,8 @@ TUNABLE = {  # flag -> (value, its config field)
     "learning_rate": (2e-4, "train.learning_rate"), "beta1": (0.5, "train.beta1"),
     "beta2": (0.99, "train.beta2"), "gp_weight": (5.0, "train.gp_weight"),
     "critic_iters": (3, "train.critic_iters"), "z_dim": (64, "model.z_dim"),
-    "deconv": ("subpixel", "model.deconv"), "acgan_scale_g": (0.5, "train.acgan_scale_g"),
+    "deconv": ("subpixel", "model.deconv"), "kernels": ("tf", "model.kernels"),
+    "acgan_scale_g": (0.5, "train.acgan_scale_g"),
     "dgr_solver_lr": (3e-4, "method.dgr_solver_lr"),
     "eval_samples": (32, "output.eval_samples_per_class"),
 }

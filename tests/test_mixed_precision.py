@@ -36,7 +36,7 @@ def test_bf16_models_compute_in_bf16_and_match_float32(dataset, dim):
     kinds = {}
     for layer in g16._flatten_layers() if hasattr(g16, "_flatten_layers") else []:
         kinds.setdefault(type(layer).__name__, set()).add(layer.compute_dtype)
-    conv = "Conv2DTranspose" if dataset == "mnist" else "Conv2D"
+    conv = "FastConv2DTranspose" if dataset == "mnist" else "Conv2D"  # dcgan32: --kernels fast
     norm = "ConditionalBatchNorm" if dataset == "mnist" else "BatchNorm"
     assert kinds[conv] == {"bfloat16"} and kinds["Dense"] == {"bfloat16"}, kinds
     assert kinds[norm] == {"float32"}, kinds

@@ -56,12 +56,15 @@ class ReplayBatch:
       old: Old(z, c), the frozen replay generator's images (no gradient), or None in a step
         whose losses do not read it (see `Method.old_in_generator_update`).
       num_classes: t, the number of previous classes; each is its own batch-norm group.
+      new: New(z, c) without gradient, made ahead for a critic update whose losses read it
+        (`Method.new_in_critic_update`), or None (the method makes it when it needs it).
     """
 
     z: tf.Tensor
     labels: tf.Tensor
     old: Optional[tf.Tensor]
     num_classes: int
+    new: Optional[tf.Tensor] = None
 
 
 class Method:
@@ -78,6 +81,9 @@ class Method:
     # still draws the replay noise (same random stream) but builds no Old forward.
     old_in_generator_update = False
     old_in_critic_update = False
+    # Whether the critic update's losses read New(z, c) of the replays without gradient:
+    # the trainer then makes it for all of an iteration's critic updates at once.
+    new_in_critic_update = False
 
     def __init__(self, config: MethodConfig):
         self.config = config

@@ -50,6 +50,7 @@ class JointTrainingWithReplay(ReplayMethod):
 
     name = "jtr"
     old_in_critic_update = True
+    new_in_critic_update = True
 
     def generator_extra_loss(self, generator, critic, replay):
         if replay is None:
@@ -62,7 +63,8 @@ class JointTrainingWithReplay(ReplayMethod):
     def critic_extra_loss(self, generator, critic, replay):
         if replay is None:
             return {"loss/critic/jtr": tf.constant(0.0)}
-        new = tf.stop_gradient(self.new_replays(generator, replay))
+        new = replay.new if replay.new is not None else tf.stop_gradient(
+            self.new_replays(generator, replay))
         # The critic has no batch-dependent layer: one call on [old; new] equals two calls.
         logits, class_logits = critic(tf.concat([replay.old, new], axis=0))
         old_logits, new_logits = tf.split(logits, 2)

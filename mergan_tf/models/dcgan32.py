@@ -10,6 +10,8 @@ G 527,171 / D 281,163 for three, as in the release.
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import tensorflow as tf
 
@@ -26,15 +28,18 @@ class Generator(keras.Model):
       num_classes: rows of the conditional-BN tables (release 10).
       deconv: "transpose" (keras Conv2DTranspose) or "subpixel" (the same layers computed
         as a 3x3 convolution and depth_to_space; same weights).
+      kernels: "fast" (`layers.FastConv2DTranspose`: the same function with faster
+        gradients, and the output layer in the sub-pixel form) or "tf" (TensorFlow's ops
+        and gradients). Same weights either way.
     """
 
     def __init__(self, channels: int = 1, dim: int = 32, z_dim: int = 128,
-                 num_classes: int = 10, deconv: str = "transpose", **kwargs):
+                 num_classes: int = 10, deconv: str = "transpose", kernels: str = "fast",
+                 **kwargs):
         super().__init__(**kwargs)
         self.channels, self.dim, self.z_dim, self.num_classes = channels, dim, z_dim, num_classes
-        self.deconv = deconv
-        deconv_layer = {"transpose": keras.layers.Conv2DTranspose,
-                        "subpixel": L.SubPixelConv2DTranspose}[deconv]
+        self.deconv, self.kernels = deconv, kernels
+        deconv_layer = _deconv_layer(deconv, kernels)
         self.image_size = 32
         self.fc = keras.layers.Dense(4 * 4 * 4 * dim, kernel_initializer=L.linear_init(z_dim, 4 * 4 * 4 * dim),
                                      name="input")
@@ -82,22 +87,36 @@ class Generator(keras.Model):
 
     def get_config(self):
         return {"channels": self.channels, "dim": self.dim, "z_dim": self.z_dim,
-                "num_classes": self.num_classes, "deconv": self.deconv, "name": self.name}
+                "num_classes": self.num_classes, "deconv": self.deconv,
+                "kernels": self.kernels, "name": self.name}
+
+
+def _deconv_layer(deconv: str, kernels: str):
+    """The generator's transposed-convolution layer class for --deconv and --kernels."""
+    if kernels == "fast":
+        return functools.partial(L.FastConv2DTranspose,
+                                 subpixel=True if deconv == "subpixel" else None)
+    return {"transpose": keras.layers.Conv2DTranspose,
+            "subpixel": L.SubPixelConv2DTranspose}[deconv]
 
 
 class Critic(keras.Model):
     """Critic D(x) -> (Wasserstein logit [N], AC class logits [N, num_classes]).
 
     Has no batch-dependent layer, so calling it on a concatenation of batches equals
-    calling it on each batch.
+    calling it on each batch. `kernels`: "fast" (`layers.FastConv2D`, the same function
+    with faster gradients) or "tf" (keras Conv2D); same weights either way.
     """
 
-    def __init__(self, channels: int = 1, dim: int = 32, num_classes: int = 10, **kwargs):
+    def __init__(self, channels: int = 1, dim: int = 32, num_classes: int = 10,
+                 kernels: str = "fast", **kwargs):
         super().__init__(**kwargs)
         self.channels, self.dim, self.num_classes = channels, dim, num_classes
+        self.kernels = kernels
+        conv_layer = L.FastConv2D if kernels == "fast" else keras.layers.Conv2D
         widths = [channels, dim, 2 * dim, 4 * dim]
         for i in range(3):  # attributes, not a list: see Generator
-            setattr(self, f"conv{i + 1}", keras.layers.Conv2D(
+            setattr(self, f"conv{i + 1}", conv_layer(
                 widths[i + 1], 5, strides=2, padding="same",
                 kernel_initializer=L.conv_init(widths[i], widths[i + 1], 5, 2),
                 name=f"conv{i + 1}"))
@@ -121,7 +140,7 @@ class Critic(keras.Model):
 
     def get_config(self):
         return {"channels": self.channels, "dim": self.dim, "num_classes": self.num_classes,
-                "name": self.name}
+                "kernels": self.kernels, "name": self.name}
 
 
 def count_trainable(model: keras.Model) -> int:

@@ -59,8 +59,8 @@ def build_models(cfg: RunConfig, mixed_precision: Optional[str] = None
                           f"{sorted(DTYPE_POLICIES)}")
     models = MODEL_MODULES[m.arch]
     generator_classes = 1 if cfg.method.name == "dgr" else m.num_label_slots
-    options = {"deconv": m.deconv} if m.arch == "dcgan32" else {}
+    options = {"kernels": m.kernels} if m.arch == "dcgan32" else {}
     with dtype_policy(DTYPE_POLICIES[precision]):
         return (models.Generator(m.channels, m.dim, m.z_dim, generator_classes, name="generator",
-                                 **options),
-                models.Critic(m.channels, m.dim, m.num_label_slots, name="critic"))
+                                 **(dict(options, deconv=m.deconv) if options else {})),
+                models.Critic(m.channels, m.dim, m.num_label_slots, name="critic", **options))
