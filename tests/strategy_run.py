@@ -64,11 +64,11 @@ class ShardedNoise(tf.Module):
         return self._draw(tf.random.stateless_uniform, shape, minval=minval, maxval=maxval, dtype=dtype)
 
 
-def train(method, strategy, run_dir, data, optimizer, precision="none"):
+def train(method, strategy, run_dir, data, optimizer, precision="none", kernels="fast"):
     cfg = configs.preset_config("mnist", method)
     cfg = configs.validate(cfg.replace(
         classes=(0, 1), out_dir=run_dir, seed=5,
-        model=dataclasses.replace(cfg.model, dim=8),
+        model=dataclasses.replace(cfg.model, dim=8, kernels=kernels),
         train=dataclasses.replace(cfg.train, iters=3, critic_iters=2, strategy=strategy,
                                   mixed_precision=precision),
         output=dataclasses.replace(cfg.output, sample_every=100, checkpoint_every=2, log_every=1,
@@ -131,11 +131,11 @@ def units(strategy):
     return out
 
 
-def main(out, run_root, mnist_dir, method, optimizer, precision="none"):
+def main(out, run_root, mnist_dir, method, optimizer, precision="none", kernels="fast"):
     results = units(distribute.get_strategy("mirrored"))
     data = load_dataset("mnist", data_dir=mnist_dir, verbose=False)
     for strategy in ("none", "mirrored"):
-        run = train(method, strategy, os.path.join(run_root, strategy), data, optimizer, precision)
+        run = train(method, strategy, os.path.join(run_root, strategy), data, optimizer, precision, kernels)
         results.update({f"{strategy}|{k}": v for k, v in run.items()})
     np.savez(out, **results)
 
