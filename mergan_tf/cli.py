@@ -19,7 +19,7 @@ from mergan_tf import configs
 # the continued session); every other run flag given there must match the saved run.
 RESUMABLE_FLAGS = ("out_dir", "data_dir", "strategy", "sample_every", "checkpoint_every",
                    "log_every", "eval_every", "evaluator_dir", "min_evaluator_accuracy",
-                   "export", "deterministic")
+                   "export", "deterministic", "deconv", "kernels")
 # Exit status of a run stopped by a signal (after its checkpoint): 128 + the signal number.
 INTERRUPTED_HELP = ("SIGTERM or SIGINT (Ctrl-C) stop the run after the current iteration with "
                     "a checkpoint and exit with status 128 + the signal (143, 130); a second "
@@ -208,6 +208,9 @@ def _resumed_session(f, cfg: configs.RunConfig) -> configs.RunConfig:
         cfg = cfg.replace(train=dataclasses.replace(cfg.train, strategy=given["strategy"]))
     if "deterministic" in given:
         cfg = cfg.replace(deterministic=bool(given["deterministic"]))
+    model = {name: given[name] for name in ("deconv", "kernels") if name in given}
+    if model:  # how the same function is computed (configs.COMPUTATION_FIELDS)
+        cfg = cfg.replace(model=dataclasses.replace(cfg.model, **model))
     fields = {"sample_every": "sample_every", "checkpoint_every": "checkpoint_every",
               "log_every": "log_every", "eval_every": "eval_every", "evaluator_dir": "evaluator_dir",
               "min_evaluator_accuracy": "evaluator_min_accuracy", "export": "export"}

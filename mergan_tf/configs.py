@@ -23,6 +23,22 @@ DECONVS = ("transpose", "subpixel")
 # dcgan32's stride-2 convolutions: with the faster gradients of `layers.conv2d_s2` and
 # `layers.conv2d_transpose_s2` (the same function), or TensorFlow's own.
 KERNELS = ("fast", "tf")
+# Settings that choose how a run's function is computed, not what it is (the same
+# mathematics; in bf16 rounded in another order): a run may resume, and a campaign may
+# collect it, with other values.
+COMPUTATION_FIELDS = ("model.deconv", "model.kernels", "train.batch_critic_inputs")
+# Method settings that only their own method reads.
+METHOD_FIELDS = {"ewc": ("ewc_lambda", "ewc_samples", "ewc_accumulate"),
+                 "dgr": ("dgr_solver_lr",), "ra": ("ra_factor", "ra_divide_by_t"),
+                 "jtr": ("jtr_divide_by_t",)}
+
+
+def unused_fields(method: str) -> tuple[str, ...]:
+    """The dotted config fields that do not change what a run of `method` trains: the
+    COMPUTATION_FIELDS and the other methods' METHOD_FIELDS (an SFT run's `ewc_lambda`
+    is whatever the default was when it started)."""
+    return COMPUTATION_FIELDS + tuple(f"method.{f}" for m, fields in METHOD_FIELDS.items()
+                                      if m != method for f in fields)
 ARCH_IMAGE_SIZE = {"dcgan32": 32, "resnet64": 64}
 # The release's LSUN task sequence (`mergan_tf.data.lsun.TASK_CATEGORIES`).
 LSUN_TASKS = ("bedroom", "kitchen", "church_outdoor", "tower")

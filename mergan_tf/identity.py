@@ -9,7 +9,9 @@ continue with it and refuse any difference, naming the recorded and the new valu
 
 What may change on resume (`RESUMABLE_FIELDS`): where the run and its data live, the
 `--strategy`, TF op determinism and the output settings (grids, checkpoints, logs,
-forgetting measurements, exports).
+forgetting measurements, exports); also how the same function is computed (`--kernels`,
+`--deconv`, `--batch_critic_inputs`) and the settings of other methods than the run's
+(`configs.unused_fields`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Optional
 import numpy as np
 from absl import logging
 
-from mergan_tf.configs import RunConfig
+from mergan_tf.configs import RunConfig, unused_fields
 from mergan_tf.run_dir import CONFIG, IDENTITY, write_json
 
 FORMAT = "mergan_tf.run_identity/1"
@@ -48,9 +50,11 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def training_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """{"section.field": value} of a configuration dict without the RESUMABLE_FIELDS."""
+    """{"section.field": value} of a configuration dict without the RESUMABLE_FIELDS and
+    the fields that do not change what its method trains (`configs.unused_fields`)."""
+    skip = RESUMABLE_FIELDS + unused_fields(config.get("method", {}).get("name", ""))
     return {k: v for k, v in _flatten(config).items()
-            if not any(k == f or k.startswith(f + ".") for f in RESUMABLE_FIELDS)}
+            if not any(k == f or k.startswith(f + ".") for f in skip)}
 
 
 def differences(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:

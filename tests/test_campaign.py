@@ -103,6 +103,19 @@ def test_partial_run_resumes_and_status_reports_it(tmp_path, mnist_data):
     # Another seed in the same directory is refused, naming the difference.
     with pytest.raises(table1.CampaignError, match="seed: 4 != 5"):
         table1.run_state(cfg.replace(seed=5))
+    # Not so the fields that do not change what SFT trains: another method's setting (EWC's
+    # lambda, whose default changed during the campaign) and how the same function is
+    # computed (--kernels). EWC's lambda does change an EWC run.
+    other = cfg.replace(method=dataclasses.replace(cfg.method, ewc_lambda=cfg.method.ewc_lambda * 10),
+                        model=dataclasses.replace(cfg.model, kernels="tf"))
+    assert table1.run_state(other).kind == "finished" and table1.is_finished(other)
+    ewc = tiny("ewc", tmp_path)
+    os.makedirs(ewc.out_dir)
+    with open(os.path.join(ewc.out_dir, "config.json"), "w") as f:
+        import json
+        json.dump(ewc.to_dict(), f)
+    with pytest.raises(table1.CampaignError, match="method.ewc_lambda"):
+        table1.run_state(ewc.replace(method=dataclasses.replace(ewc.method, ewc_lambda=1.0)))
 
 
 def test_ewc_sweep_runs_and_table(tmp_path):

