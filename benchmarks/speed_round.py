@@ -13,8 +13,8 @@ a Markdown table (ms per outer iteration, each repetition's figure, the ratio to
 tree's bf16 SFT, GFLOP/s).
 
 Rows: this tree's trainer (SFT in bf16 and float32, RA and JTR with 9 learned classes in
-bf16; SFT and JTR also with --kernels tf and with --nobatch_critic_inputs under
---ablations), the plain `tf.nn` step, the same trainer rows of an older commit
+bf16; under --ablations also SFT and JTR with --kernels tf and with --nobatch_critic_inputs,
+and SFT without oneDNN's primitive cache and, in float32, without oneDNN), the plain `tf.nn` step, the same trainer rows of an older commit
 (`--baseline_tree`, a `git worktree` of it: its own benchmarks run on its own package) and
 PyTorch eager float32 (`--torch_python`, an interpreter with torch, which is not a
 dependency of mergan_tf: `python -m venv ~/venvs/torch && ~/venvs/torch/bin/pip install
@@ -57,6 +57,12 @@ FLAGS = flags.FLAGS
 HERE = os.path.dirname(os.path.abspath(__file__))
 TREE = os.path.dirname(HERE)
 SFT_ROW = "trainer SFT bf16"
+# Environment rows under --ablations: oneDNN's primitive cache off (each convolution
+# primitive re-created at every call), and oneDNN off altogether (TensorFlow's Eigen
+# kernels; float32 only, bf16 would be emulated).
+ONEDNN_ABLATIONS = {"SFT bf16": [{"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "0"}],
+                    "SFT float32": [{"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "0"},
+                                    {"TF_ENABLE_ONEDNN_OPTS": "0"}]}
 
 
 def _trainer(tree: str, method: str, learned: int, precision: str, *extra: str) -> list[str]:
@@ -66,8 +72,9 @@ def _trainer(tree: str, method: str, learned: int, precision: str, *extra: str) 
     return cmd + (["--data_dir", FLAGS.data_dir] if FLAGS.data_dir else [])
 
 
-def rows() -> dict[str, tuple[str, list[str]]]:
-    """{row name: (tree whose package it imports, command)}, in the order they run."""
+def rows() -> dict[str, tuple]:
+    """{row name: (tree whose package it imports, command[, extra environment])}, in the
+    order they run."""
     out = {}
     trainer_rows = [("SFT bf16", "sft", 0, "bf16"), ("SFT float32", "sft", 0, "none"),
                     ("RA(9) bf16", "ra", 9, "bf16"), ("JTR(9) bf16", "jtr", 9, "bf16")]
@@ -78,6 +85,12 @@ def rows() -> dict[str, tuple[str, list[str]]]:
                 TREE, _trainer(TREE, method, learned, precision, "--kernels", "tf"))
             out[f"trainer {name}, --nobatch_critic_inputs"] = (
                 TREE, _trainer(TREE, method, learned, precision, "--nobatch_critic_inputs"))
+        if FLAGS.ablations and name in ("SFT bf16", "SFT float32"):
+            # oneDNN settings: no primitive cache (every primitive re-created per call)
+            for env in ONEDNN_ABLATIONS[name]:
+                label = ", ".join(f"{k}={v}" for k, v in env.items())
+                out[f"trainer {name}, {label}"] = (
+                    TREE, _trainer(TREE, method, learned, precision), env)
         if FLAGS.baseline_tree:
             out[f"baseline trainer {name}"] = (
                 FLAGS.baseline_tree, _trainer(FLAGS.baseline_tree, method, learned, precision))
@@ -100,9 +113,9 @@ def _last(pattern: str, text: str) -> float | None:
     return float(found[-1]) if found else None
 
 
-def run_row(tree: str, cmd: list[str]) -> tuple[float, float | None]:
+def run_row(tree: str, cmd: list[str], extra_env: dict | None = None) -> tuple[float, float | None]:
     """(ms per outer iteration, GFLOP per outer iteration or None) of one row's process."""
-    env = dict(os.environ, PYTHONPATH=tree, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, PYTHONPATH=tree, TF_CPP_MIN_LOG_LEVEL="2", **(extra_env or {}))
     done = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True)
     ms = _last(r"ms_per_iter=([0-9.]+)", done.stdout)
     if done.returncode != 0 or ms is None:
@@ -148,10 +161,10 @@ def main(argv):
             peaks.append(peak_reading())
             print(f"repetition {rep + 1}: matmul float32 {peaks[-1][0]:.0f}, bf16 "
                   f"{peaks[-1][1]:.0f} GFLOP/s", flush=True)
-            for name, (tree, cmd) in table.items():
+            for name, (tree, cmd, *env) in table.items():
                 if rep > 0 and cmd[1].endswith("throughput.py"):  # FLOPs counted once
                     cmd = cmd + ["--noflops"]
-                ms, gflop = run_row(tree, cmd)
+                ms, gflop = run_row(tree, cmd, *env)
                 times[name].append(ms)
                 gflops.setdefault(name, gflop)
                 print(f"  {name}: {ms:.1f} ms", flush=True)
