@@ -130,8 +130,10 @@ def collect(runs, results, text):
     args = " ".join(sys.argv[1:])
     commands = [f"python benchmarks/reproduce_table1.py {args} --train_only  # train / resume",
                 f"python benchmarks/reproduce_table1.py {args}  # evaluate and collect"]
+    notes_path = os.path.join(root, "NOTES.md")  # kept by hand: what the runs cannot record
+    notes = open(notes_path).read() if os.path.exists(notes_path) else ""
     readme = table1.results_readme(results, finished, FLAGS.dataset, FLAGS.tasks, FLAGS.iters,
-                                   FLAGS.mixed_precision, commit or "unknown", commands)
+                                   FLAGS.mixed_precision, commit or "unknown", commands, notes)
     for name, content in (("README.md", readme), ("table1.md", text)):
         with open(os.path.join(root, name), "w") as f:
             f.write(content)

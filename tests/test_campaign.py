@@ -155,6 +155,10 @@ def test_collect_results_of_a_finished_campaign(tmp_path, mnist_data):
     readme = table1.results_readme(results, runs, "mnist", 2, 3, "bf16", "abc1234", ["cmd"])
     assert "| 2, this run | 50.00 | 10.00 |" in readme and "abc1234" in readme
     assert "| jt | jt |" in readme and "| sft | sft |" in readme and "bf16 matmuls" in readme
+    assert "evaluated at commit `abc1234`" in readme and "## Notes" not in readme
+    noted = table1.results_readme(results, runs, "mnist", 2, 3, "bf16", "abc1234", ["cmd"],
+                                  "SFT trained at tag `x`.\n")
+    assert noted.startswith(readme.rstrip("\n")) and noted.endswith("## Notes\n\nSFT trained at tag `x`.\n")
 
 
 def test_training_seconds_leaves_out_pauses(tmp_path):

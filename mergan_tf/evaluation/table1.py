@@ -450,14 +450,16 @@ def collect_run(cfg: configs.RunConfig, out_dir: str) -> list[str]:
 
 def results_readme(results: dict[int, dict], runs: dict[str, configs.RunConfig], dataset: str,
                    tasks: int, iters: int, mixed_precision: str, commit: str,
-                   commands: Sequence[str]) -> str:
+                   commands: Sequence[str], notes: str = "") -> str:
     """results/<table>/README.md: the table beside the paper's columns, per-class
-    accuracies, wall time per run, the commands and the commit."""
+    accuracies, wall time per run, the commands, the commit that evaluated the runs, and
+    `notes` (Markdown: what the generated parts cannot know, such as the code each run
+    trained with; `reproduce_table1.py` reads it from NOTES.md in the results folder)."""
     paper = {t: PAPER_TABLE1.get((dataset, t), {}) for t in results}
     methods = [m for m in COLUMN_ORDER if any(m in r for r in results.values())]
     lines = [f"# Table 1 ({dataset}), {tasks} tasks x {iters} iterations per task", "",
              f"Mean accuracy (%) over the learned classes, release test mode (100 batches of 64 "
-             f"samples per class; JT in mixed batches, see `eval.md`), code at commit `{commit}`, "
+             f"samples per class; JT in mixed batches, see `eval.md`), evaluated at commit `{commit}`, "
              f"{'float32' if mixed_precision == 'none' else mixed_precision + ' matmuls'}.", "",
              "| after task | " + " | ".join(m.upper() for m in methods) + " |",
              "|---|" + "---|" * len(methods)]
@@ -476,6 +478,8 @@ def results_readme(results: dict[int, dict], runs: dict[str, configs.RunConfig],
                          f"| [{name}/]({name}/) |")
     lines += ["", "Wall time: the intervals between logged steps, stops between sessions left "
               "out (`table1.training_seconds`).", "", "Commands:", "", "```bash", *commands, "```"]
+    if notes.strip():
+        lines += ["", "## Notes", "", notes.strip()]
     return "\n".join(lines) + "\n"
 
 
