@@ -8,8 +8,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PROBE = """
-import json, sys
-sys.path.insert(0, 'benchmarks')
+import json
 import speed_round as s
 s.FLAGS(['speed_round', '--ablations', '--baseline_tree', '/old/tree', '--noplain', '--iters', '7'])
 rows = {name: [row[0], row[1], row[2] if len(row) > 2 else None] for name, row in s.rows().items()}
@@ -21,7 +20,8 @@ print(json.dumps({'rows': rows, 'table': table}))
 
 def test_rows_and_table():
     proc = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env=dict(os.environ, PYTHONPATH=ROOT))
+                          timeout=300, env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                              [ROOT, os.path.join(ROOT, "benchmarks")])))
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     rows = out["rows"]
