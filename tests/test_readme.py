@@ -1,5 +1,6 @@
 """The README is a user guide that works: its set-up, its links and its Python example."""
 
+import json
 import os
 import re
 import subprocess
@@ -55,3 +56,33 @@ def test_readme_python_example_trains_exports_and_samples(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "learned ['task_01', 'task_02']" in proc.stdout, proc.stdout
     assert os.path.exists(tmp_path / "runs" / "python_ra" / "config.json")
+
+
+def test_readme_table1_is_the_committed_results_beside_the_paper():
+    # Every cell "ours (paper)": ours is the mean of results/table1_mnist/<method>/eval.json
+    # after that many tasks (rounded as printed), or "running" while the method has no
+    # results; the paper's is Table 1's.
+    from mergan_tf.evaluation.table1 import PAPER_TABLE1
+    lines = [line for line in readme().splitlines() if line.startswith("| after | JT |")]
+    assert len(lines) == 1, "the README's Table 1 header"
+    text = readme()
+    start = text.index(lines[0])
+    rows = text[start:].split("\n\n")[0].splitlines()
+    methods = [m.strip().lower() for m in rows[0].strip("|").split("|")[1:]]
+    assert sorted(methods) == sorted(PAPER_TABLE1[("mnist", 10)])
+    seen = set()
+    for row in rows[2:]:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        tasks = int(re.fullmatch(r"(\d+) tasks", cells[0]).group(1))
+        seen.add(tasks)
+        for method, cell in zip(methods, cells[1:]):
+            ours, paper = re.fullmatch(r"(\S+) \(([0-9.]+)\)", cell).groups()
+            assert float(paper) == PAPER_TABLE1[("mnist", tasks)][method], (tasks, method)
+            path = os.path.join(ROOT, "results", "table1_mnist", method, "eval.json")
+            if not os.path.exists(path):
+                assert ours == "running", (tasks, method)
+                continue
+            with open(path) as f:
+                mean = json.load(f)["tasks"][str(tasks)]["accuracy"]["mean"]
+            assert ours == f"{mean:.2f}", (tasks, method, mean)
+    assert seen == {5, 10}
