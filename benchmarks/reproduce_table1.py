@@ -11,7 +11,7 @@ Each run lives in <out_root>/<run> (JT: `jt` on all classes, `jt_5` on the first
 finished run is reused, a partial one resumed from its latest checkpoint; SFT, RA, JTR and
 EWC share task 1 (no replay nor penalty yet, same seed): the others continue from the SFT
 run's task-1 snapshot, waiting for it if needed. Several invocations with disjoint
---methods can train side by side. The evaluation (release test mode after tasks 5 and 10)
+--methods (or --runs, e.g. `jt_5` and `jt`) can train side by side. The evaluation (release test mode after tasks 5 and 10)
 writes eval.json/eval.md into each run, <out_root>/table1.md, and ends with
 `RESULT after_<t>:method=acc,...` lines.
 """
@@ -34,6 +34,8 @@ flags.DEFINE_integer("tasks", 5, "Tasks (first N classes).")
 flags.DEFINE_integer("iters", 500, "Iterations per task.")
 flags.DEFINE_list("methods", ["sft", "ra", "jtr"], f"Methods among {configs.METHODS}.")
 flags.DEFINE_string("out_root", None, "Runs directory (default runs/table1_<dataset>_t<tasks>_i<iters>).")
+flags.DEFINE_list("runs", None, "Train only these of the planned runs (e.g. jt_5 in one process "
+                  "and jt in another); --status and the evaluation still cover every run.")
 flags.DEFINE_integer("batches", 100, "Evaluation batches of 64 per class (release 100).")
 flags.DEFINE_integer("seed", 0, "Seed.")
 flags.DEFINE_string("classifier_dir", None, "Evaluator (default checkpoints/classifiers/<dataset>).")
@@ -79,12 +81,13 @@ def main(argv):
         FLAGS.out_root or f"runs/table1_{FLAGS.dataset}_t{FLAGS.tasks}_i{FLAGS.iters}{suffix}")
     try:
         runs, base_dir = planned_runs(out_root)
+        to_train = table1.runs_to_train(runs, FLAGS.runs)
         if FLAGS.status:
             print(table1.status_table(runs))
             return
         start = time.time()
         d = data.load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir)
-        for name, cfg in runs.items():
+        for name, cfg in to_train.items():
             shared = cfg.method.name in table1.SHARE_FIRST_TASK and cfg.method.name != "sft"
             table1.train_run(cfg, d, forgetting_monitor(cfg), base_dir if shared else None,
                              log=logging.info)

@@ -177,3 +177,14 @@ def test_training_seconds_leaves_out_pauses(tmp_path):
     import unittest.mock as mock
     with mock.patch.object(tf.compat.v1.train, "summary_iterator", lambda path: iter(logged)):
         assert table1.training_seconds(str(tmp_path)) == 5.0
+
+
+def test_runs_to_train_selects_planned_runs_by_name(tmp_path):
+    runs = table1.planned_runs("mnist", ["jt", "sft"], 10, 4001, str(tmp_path), None)
+    assert list(table1.runs_to_train(runs, None)) == ["jt_5", "jt", "sft"]
+    assert list(table1.runs_to_train(runs, [])) == ["jt_5", "jt", "sft"]
+    assert list(table1.runs_to_train(runs, ["jt"])) == ["jt"]
+    assert list(table1.runs_to_train(runs, ["sft", "jt_5"])) == ["jt_5", "sft"]
+    with pytest.raises(configs.ConfigError, match=r"--runs jt_3: not a run of this campaign; "
+                                                  r"its runs are jt_5, jt, sft"):
+        table1.runs_to_train(runs, ["jt", "jt_3"])

@@ -98,6 +98,20 @@ def planned_runs(dataset: str, methods: Sequence[str], tasks: int, iters: int, o
     return runs
 
 
+def runs_to_train(runs: dict[str, configs.RunConfig],
+                  names: Optional[Sequence[str]]) -> dict[str, configs.RunConfig]:
+    """The planned runs named in `names` (all of them when None or empty), in plan order:
+    so two processes can train JT's two runs (`jt_5`, `jt`) side by side."""
+    if not names:
+        return dict(runs)
+    unknown = [n for n in names if n not in runs]
+    if unknown:
+        raise configs.ConfigError(
+            f"--runs {','.join(unknown)}: not a run of this campaign; its runs are "
+            f"{', '.join(runs)} (add the method to --methods)")
+    return {n: c for n, c in runs.items() if n in names}
+
+
 def _training_settings(cfg: configs.RunConfig) -> configs.RunConfig:
     """The part of a configuration that determines the trained weights."""
     return cfg.replace(data=dataclasses.replace(cfg.data, resolved_source=None),
