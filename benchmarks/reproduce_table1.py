@@ -11,8 +11,9 @@ Each run lives in <out_root>/<run> (JT: `jt` on all classes, `jt_5` on the first
 finished run is reused, a partial one resumed from its latest checkpoint; SFT, RA, JTR and
 EWC share task 1 (no replay nor penalty yet, same seed): the others continue from the SFT
 run's task-1 snapshot, waiting for it if needed. Several invocations with disjoint
---methods (or --runs, e.g. `jt_5` and `jt`) can train side by side. The evaluation (release test mode after tasks 5 and 10)
-writes eval.json/eval.md into each run, <out_root>/table1.md, and ends with
+--methods (or --runs, e.g. `jt_5` and `jt`) can train side by side. The evaluation
+(release test mode after tasks 5 and 10) writes eval.json/eval.md into each run,
+<out_root>/table1.md, and ends with
 `RESULT after_<t>:method=acc,...` lines.
 """
 
@@ -134,7 +135,10 @@ def collect(runs, results, text):
     commands = [f"python benchmarks/reproduce_table1.py {args} --train_only  # train / resume",
                 f"python benchmarks/reproduce_table1.py {args}  # evaluate and collect"]
     notes_path = os.path.join(root, "NOTES.md")  # kept by hand: what the runs cannot record
-    notes = open(notes_path).read() if os.path.exists(notes_path) else ""
+    notes = ""
+    if os.path.exists(notes_path):
+        with open(notes_path) as f:
+            notes = f.read()
     readme = table1.results_readme(results, finished, FLAGS.dataset, FLAGS.tasks, FLAGS.iters,
                                    FLAGS.mixed_precision, commit or "unknown", commands, notes)
     for name, content in (("README.md", readme), ("table1.md", text)):
