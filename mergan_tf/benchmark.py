@@ -6,7 +6,10 @@ after a warm-up, at a chosen number of already-learned classes (replay cost grow
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import glob
+import os
 import tempfile
 import time
 
@@ -89,6 +92,95 @@ def iteration_gflops(data: ImageData, method: str, learned_classes: int,
         gflops = _trainer_gflops(trainer, learned_classes, task)
         trainer.log.close()
     return gflops
+
+
+# Types of the trace's events that wrap other ops (counting them would count their ops twice).
+_CALL_OPS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
+
+
+def trace_op_times(xplane_path: str) -> dict[str, float]:
+    """Milliseconds spent in each TensorFlow op of a `tf.profiler` trace (an `.xplane.pb`
+    file): {"op name:OpType": ms, summed over the trace}. Only the events of single ops
+    (named `name:Type`) are kept: not the executor's and function calls' events that
+    enclose them, nor tf.data's (`Iterator::...`)."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2  # TF's own copy of the proto
+
+    space = xplane_pb2.XSpace()
+    with open(xplane_path, "rb") as f:
+        space.ParseFromString(f.read())
+    times = collections.Counter()
+    for plane in space.planes:
+        names = {key: meta.name for key, meta in plane.event_metadata.items()}
+        for line in plane.lines:
+            for event in line.events:
+                name = names.get(event.metadata_id, "")
+                if ":" not in name or "::" in name or " " in name:
+                    continue
+                if name.rsplit(":", 1)[1] in _CALL_OPS:
+                    continue
+                times[name] += event.duration_ps / 1e9
+    return dict(times)
+
+
+def node_flops(graph: tf.Graph) -> dict[str, float]:
+    """FLOPs of each node of `graph` that has TF's registered FLOP statistics, by name."""
+    from tensorflow.python.framework import ops as framework_ops
+
+    flops = {}
+    for op in graph.get_operations():
+        try:
+            stats = framework_ops.get_stats_for_node_def(graph, op.node_def, "flops")
+        except ValueError:  # shape not fully known
+            continue
+        if stats.value:
+            flops[op.name] = float(stats.value)
+    return flops
+
+
+@dataclasses.dataclass
+class OpProfile:
+    """Where an outer iteration's time goes: per op, ms per iteration and GFLOP (where TF
+    counts them for the op under that name; Grappler's fused ops take another node's name)."""
+    wall_ms: float  # per outer iteration, as timed around the profiled iterations
+    op_ms: dict[str, float]  # "name:Type" -> ms per iteration
+    op_gflop: dict[str, float]  # "name:Type" -> GFLOP per iteration (0 if not counted)
+
+    def by_type(self) -> list[tuple[str, float, float, int]]:
+        """[(op type, ms, GFLOP, ops)] per iteration, the slowest type first."""
+        rows = collections.defaultdict(lambda: [0.0, 0.0, 0])
+        for name, ms in self.op_ms.items():
+            row = rows[name.rsplit(":", 1)[1]]
+            row[0] += ms
+            row[1] += self.op_gflop.get(name, 0.0)
+            row[2] += 1
+        return sorted(((t, *r) for t, r in rows.items()), key=lambda row: -row[1])
+
+
+def profile_iterations(trainer: Trainer, task, iters: int) -> OpProfile:
+    """Runs `iters` outer iterations (with the generator update) under `tf.profiler` and
+    returns their op times per iteration, with each op's FLOPs in the fused iteration's
+    graph. Trace the iteration first (warm-up), so that tracing is not profiled."""
+    fused = getattr(task.iteration_fn, "function", None)
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        try:
+            start = time.perf_counter()
+            for i in range(iters):
+                float(trainer.run_iteration(task, i + 1)["loss/critic/total"])
+            wall = time.perf_counter() - start
+        finally:
+            tf.profiler.experimental.stop()
+        paths = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
+        if len(paths) != 1:
+            raise RuntimeError(f"profile_iterations: expected one trace file in {logdir}, "
+                               f"found {paths}")
+        op_ms = {name: ms / iters for name, ms in trace_op_times(paths[0]).items()}
+    flops = {}
+    if fused is not None:  # the unfused path has several graphs; its ops are timed all the same
+        reals, labels = next(task.batches)
+        flops = node_flops(fused.get_concrete_function(reals, labels, True).graph)
+    op_gflop = {name: flops.get(name.rsplit(":", 1)[0], 0.0) / 1e9 for name in op_ms}
+    return OpProfile(wall_ms=1000 * wall / iters, op_ms=op_ms, op_gflop=op_gflop)
 
 
 def data_images_per_second(data: ImageData, batches: int = 200, batch_size: int = 64) -> float:

@@ -85,6 +85,48 @@ def test_graph_gflops_counts_matmul_and_convolution_by_hand():
     assert benchmark.graph_gflops(conv, x, k) * 1e9 == 2 * (8 * 8 * 8 * 32) * (5 * 5 * 3)
 
 
+def test_trace_op_times_finds_the_ops_it_ran(tmp_path):
+    # A traced function of two chained matmuls and a tanh, run 3 times under tf.profiler:
+    # the trace's single-op events are kept (each op once per run, named "name:Type"); the
+    # events that enclose them (the function call, the executor) are not.
+    a = tf.random.stateless_normal([256, 256], seed=[1, 2])
+
+    @tf.function
+    def fn(x):
+        return tf.tanh(tf.matmul(tf.matmul(x, a, name="first"), a, name="second"))
+    fn(a)
+    tf.profiler.experimental.start(str(tmp_path))
+    for _ in range(3):
+        fn(a).numpy()
+    tf.profiler.experimental.stop()
+    paths = list(tmp_path.rglob("*.xplane.pb"))
+    assert len(paths) == 1
+    times = benchmark.trace_op_times(str(paths[0]))
+    names = {name.rsplit(":", 1)[0] for name in times}
+    assert {"first", "second", "Tanh"} <= names
+    assert all("::" not in name and " " not in name for name in times)
+    assert all(ms > 0 for ms in times.values())
+
+
+def test_profile_iterations_times_the_trainers_ops(mnist_data, tmp_path):
+    trainer, task = benchmark.trainer_at_task(mnist_data, "sft", 0, str(tmp_path), {"dim": 4})
+    for i in range(2):  # trace first
+        float(trainer.run_iteration(task, i + 1)["loss/critic/total"])
+    profile = benchmark.profile_iterations(trainer, task, 2)
+    trainer.log.close()
+    assert profile.wall_ms > 0
+    rows = {op_type: (ms, gflop, count) for op_type, ms, gflop, count in profile.by_type()}
+    # The per-type rows add up to the per-op figures.
+    assert sum(ms for ms, _, _ in rows.values()) == pytest.approx(sum(profile.op_ms.values()))
+    assert sum(count for _, _, count in rows.values()) == len(profile.op_ms)
+    # The convolutions ran and their FLOPs are found under their names in the fused graph;
+    # what is counted never exceeds the iteration's whole count (fused ops show none).
+    conv = [t for t in rows if "Conv2D" in t and "Fused" not in t]
+    assert conv and sum(rows[t][1] for t in conv) > 0
+    total = benchmark.iteration_gflops(mnist_data, "sft", 0, {"dim": 4})
+    assert 0.4 * total < sum(profile.op_gflop.values()) <= total * (1 + 1e-6)
+
+
 def test_iteration_gflops_of_replay_methods(mnist_data, tmp_path):
     # Counted against hand budgets in units of g, one generator forward on a batch of 64
     # (the replay batch at t = 2 is 2 x 32), and d, one critic forward on 64. A backward
