@@ -12,7 +12,6 @@ the wall time, whose figure (`wall_ms_per_iter=`) ends the output, with a matmul
 the same run. Pause training runs that share the machine while it runs.
 """
 
-import dataclasses
 import os
 import tempfile
 
@@ -21,16 +20,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from mergan_tf import benchmark, configs, data  # noqa: E402
+from mergan_tf import benchmark  # noqa: E402
 
-flags.DEFINE_string("dataset", "mnist", "Dataset preset.")
-flags.DEFINE_string("data_dir", None, "IDX / .mat directory (default: auto source).")
-flags.DEFINE_enum("method", "sft", list(configs.METHODS), "Method to profile.")
-flags.DEFINE_integer("learned_classes", 0, "Classes already learned (replayed).")
-flags.DEFINE_integer("model_dim", None, "Model width DIM (default: the preset's).")
-flags.DEFINE_enum("kernels", None, list(configs.KERNELS), "dcgan32's stride-2 convolutions "
-                  "(default: the config's, fast).")
-flags.DEFINE_enum("mixed_precision", "none", list(configs.PRECISIONS), "Layer precision.")
+benchmark.define_trainer_flags()
 flags.DEFINE_integer("iters", 10, "Profiled outer iterations.")
 flags.DEFINE_integer("warmup", 5, "Outer iterations first, not profiled (tracing).")
 flags.DEFINE_integer("top", 20, "Single ops listed, the slowest first.")
@@ -54,17 +46,11 @@ def format_profile(profile: benchmark.OpProfile, top: int) -> str:
 
 def main(argv):
     del argv
-    cfg = configs.preset_config(FLAGS.dataset)
-    cfg = cfg.replace(data=dataclasses.replace(cfg.data, data_dir=FLAGS.data_dir))
-    d = data.load_for_config(cfg, verbose=False)
-    model = {"dim": FLAGS.model_dim} if FLAGS.model_dim else {}
-    if FLAGS.kernels:
-        model["kernels"] = FLAGS.kernels
+    d, model = benchmark.trainer_inputs(FLAGS)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer, task = benchmark.trainer_at_task(d, FLAGS.method, FLAGS.learned_classes, run_dir,
                                                   model, mixed_precision=FLAGS.mixed_precision)
-        for i in range(FLAGS.warmup):
-            float(trainer.run_iteration(task, i + 1)["loss/critic/total"])
+        benchmark.run_iterations(trainer, task, FLAGS.warmup)  # tracing, not profiled
         profile = benchmark.profile_iterations(trainer, task, FLAGS.iters)
         trainer.log.close()
     print(f"data: {d.source}; method={FLAGS.method} learned_classes={FLAGS.learned_classes} "

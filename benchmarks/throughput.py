@@ -7,7 +7,6 @@
 The last line is exactly `ms_per_iter=<median>`.
 """
 
-import dataclasses
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -15,25 +14,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from mergan_tf import benchmark, configs, data  # noqa: E402
+from mergan_tf import benchmark  # noqa: E402
 
-flags.DEFINE_string("dataset", "mnist", "Dataset preset.")
-flags.DEFINE_string("data_dir", None, "IDX / .mat directory, LSUN folders (default: auto source).")
-flags.DEFINE_integer("max_images_per_class", 1000, "LSUN: images loaded per category.")
-flags.DEFINE_integer("model_dim", None, "Model width DIM (default: the preset's).")
-flags.DEFINE_enum("kernels", None, list(configs.KERNELS), "dcgan32's stride-2 convolutions "
-                  "(default: the config's, fast).")
-flags.DEFINE_enum("method", "sft", list(configs.METHODS), "Method to time.")
-flags.DEFINE_integer("learned_classes", 0, "Classes already learned (replayed).")
+benchmark.define_trainer_flags()
 flags.DEFINE_integer("iters", 30, "Timed outer iterations.")
 flags.DEFINE_integer("warmup", 5, "Untimed outer iterations first (tracing).")
 flags.DEFINE_boolean("fused_iteration", True, "One tf.function per outer iteration.")
 flags.DEFINE_boolean("concat_critic", True, "One critic call on [real; fake].")
 flags.DEFINE_boolean("batch_critic_inputs", True, "One generator call for the fakes (and "
                      "replays) of all the critic updates of an outer iteration.")
-flags.DEFINE_enum("mixed_precision", "none", list(configs.PRECISIONS),
-                  "bf16: dense and convolution layers in bfloat16 (see --mixed_precision of "
-                  "run_sequential.py).")
 flags.DEFINE_boolean("flops", True, "Also count the floating-point operations of one outer "
                      "iteration (tf.profiler over the traced graph) and print the rate reached.")
 FLAGS = flags.FLAGS
@@ -41,14 +30,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    cfg = configs.preset_config(FLAGS.dataset)
-    cfg = cfg.replace(data=dataclasses.replace(
-        cfg.data, data_dir=FLAGS.data_dir,
-        max_images_per_class=FLAGS.max_images_per_class if cfg.data.categories else None))
-    d = data.load_for_config(cfg, verbose=False)
-    model = {"dim": FLAGS.model_dim} if FLAGS.model_dim else {}
-    if FLAGS.kernels:
-        model["kernels"] = FLAGS.kernels
+    d, model = benchmark.trainer_inputs(FLAGS)
     print(f"data: {d.source}")
     print(f"data pipeline: {benchmark.data_images_per_second(d):,.0f} images/s")
     seconds, gflop = benchmark.time_iterations(

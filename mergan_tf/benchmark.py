@@ -15,10 +15,45 @@ import time
 
 import numpy as np
 import tensorflow as tf
+from absl import flags
 
 from mergan_tf import configs
-from mergan_tf.data import ImageData, task_dataset
+from mergan_tf.data import ImageData, load_for_config, task_dataset
 from mergan_tf.trainer import Trainer
+
+
+def define_trainer_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines the absl flags that the benchmarks of the real trainer share: the preset and
+    its data (--dataset, --data_dir, --max_images_per_class), what runs (--method,
+    --learned_classes), the model (--model_dim, --kernels) and --mixed_precision. Read them
+    back with `trainer_inputs`."""
+    fv = {"flag_values": flag_values}
+    flags.DEFINE_string("dataset", "mnist", "Dataset preset.", **fv)
+    flags.DEFINE_string("data_dir", None, "IDX / .mat directory, LSUN folders (default: auto "
+                        "source).", **fv)
+    flags.DEFINE_integer("max_images_per_class", 1000, "LSUN: images loaded per category.",
+                         **fv)
+    flags.DEFINE_enum("method", "sft", list(configs.METHODS), "Method to run.", **fv)
+    flags.DEFINE_integer("learned_classes", 0, "Classes already learned (replayed).", **fv)
+    flags.DEFINE_integer("model_dim", None, "Model width DIM (default: the preset's).", **fv)
+    flags.DEFINE_enum("kernels", None, list(configs.KERNELS), "dcgan32's stride-2 "
+                      "convolutions (default: the config's, fast).", **fv)
+    flags.DEFINE_enum("mixed_precision", "none", list(configs.PRECISIONS),
+                      "bf16: dense and convolution layers in bfloat16 (see --mixed_precision "
+                      "of run_sequential.py).", **fv)
+
+
+def trainer_inputs(flag_values: flags.FlagValues) -> tuple[ImageData, dict]:
+    """The data and the model overrides (for `trainer_at_task`) that the flags of
+    `define_trainer_flags` name."""
+    cfg = configs.preset_config(flag_values.dataset)
+    cfg = cfg.replace(data=dataclasses.replace(
+        cfg.data, data_dir=flag_values.data_dir,
+        max_images_per_class=flag_values.max_images_per_class if cfg.data.categories else None))
+    model = {"dim": flag_values.model_dim} if flag_values.model_dim else {}
+    if flag_values.kernels:
+        model["kernels"] = flag_values.kernels
+    return load_for_config(cfg, verbose=False), model
 
 
 def trainer_at_task(data: ImageData, method: str, learned_classes: int, run_dir: str,
@@ -41,6 +76,18 @@ def trainer_at_task(data: ImageData, method: str, learned_classes: int, run_dir:
     return trainer, trainer.start_task(learned_classes)
 
 
+def run_iterations(trainer: Trainer, task, iters: int) -> np.ndarray:
+    """Runs `iters` outer iterations of `task` as training does (every one updates the
+    generator) and returns each one's seconds, read back so that a time covers its work."""
+    times = []
+    for i in range(iters):
+        start = time.perf_counter()
+        terms = trainer.run_iteration(task, i + 1)  # i + 1: every iteration updates G
+        float(terms["loss/critic/total"])  # wait for the result
+        times.append(time.perf_counter() - start)
+    return np.array(times)
+
+
 def time_iterations(data: ImageData, method: str, learned_classes: int, iters: int,
                     warmup: int = 5, model_overrides: dict | None = None,
                     count_flops: bool = False, **train_overrides) -> tuple[np.ndarray, float | None]:
@@ -49,15 +96,10 @@ def time_iterations(data: ImageData, method: str, learned_classes: int, iters: i
     with tempfile.TemporaryDirectory() as run_dir:
         trainer, task = trainer_at_task(data, method, learned_classes, run_dir, model_overrides,
                                         **train_overrides)
-        times = []
-        for i in range(warmup + iters):
-            start = time.perf_counter()
-            terms = trainer.run_iteration(task, i + 1)  # i + 1: every iteration updates G
-            float(terms["loss/critic/total"])  # wait for the result
-            times.append(time.perf_counter() - start)
+        times = run_iterations(trainer, task, warmup + iters)
         gflops = _trainer_gflops(trainer, learned_classes, task) if count_flops else None
         trainer.log.close()
-    return np.array(times[warmup:]), gflops
+    return times[warmup:], gflops
 
 
 def graph_gflops(fn, *args) -> float:
@@ -164,10 +206,7 @@ def profile_iterations(trainer: Trainer, task, iters: int) -> OpProfile:
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
         try:
-            start = time.perf_counter()
-            for i in range(iters):
-                float(trainer.run_iteration(task, i + 1)["loss/critic/total"])
-            wall = time.perf_counter() - start
+            wall = float(run_iterations(trainer, task, iters).sum())
         finally:
             tf.profiler.experimental.stop()
         paths = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)

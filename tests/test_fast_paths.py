@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 from tiny_run import train_two_tasks
 
 from mergan_tf import benchmark
@@ -108,10 +109,38 @@ def test_trace_op_times_finds_the_ops_it_ran(tmp_path):
     assert all(ms > 0 for ms in times.values())
 
 
+def test_run_iterations_runs_training_iterations(mnist_data, tmp_path):
+    # Each timed outer iteration is one of training: a generator update and the critic's
+    # five (n_critic) updates, one Adam step each.
+    trainer, task = benchmark.trainer_at_task(mnist_data, "sft", 0, str(tmp_path), {"dim": 4})
+    seconds = benchmark.run_iterations(trainer, task, 3)
+    trainer.log.close()
+    assert seconds.shape == (3,) and np.all(seconds > 0)
+    assert int(trainer.g_opt.iterations) == 3
+    assert int(trainer.d_opt.iterations) == 3 * trainer.cfg.train.critic_iters
+
+
+def test_trainer_flags_name_the_data_and_the_model(mnist_dir):
+    fv = flags.FlagValues()
+    benchmark.define_trainer_flags(fv)
+    fv(["prog", "--data_dir", mnist_dir, "--model_dim", "4", "--kernels", "tf"])
+    data, model = benchmark.trainer_inputs(fv)
+    assert model == {"dim": 4, "kernels": "tf"}
+    assert data.name == "mnist" and data.channels == 1
+    assert data.train_images.shape[1:3] == (32, 32)
+    assert sorted(np.unique(data.train_labels)) == list(range(10))
+    fv = flags.FlagValues()
+    benchmark.define_trainer_flags(fv)
+    fv(["prog", "--data_dir", mnist_dir, "--method", "ra", "--learned_classes", "9"])
+    assert benchmark.trainer_inputs(fv)[1] == {}  # the preset's model
+    assert (fv.method, fv.learned_classes, fv.mixed_precision) == ("ra", 9, "none")
+    with pytest.raises(flags.IllegalFlagValueError):
+        fv(["prog", "--kernels", "cudnn"])
+
+
 def test_profile_iterations_times_the_trainers_ops(mnist_data, tmp_path):
     trainer, task = benchmark.trainer_at_task(mnist_data, "sft", 0, str(tmp_path), {"dim": 4})
-    for i in range(2):  # trace first
-        float(trainer.run_iteration(task, i + 1)["loss/critic/total"])
+    benchmark.run_iterations(trainer, task, 2)  # trace first
     profile = benchmark.profile_iterations(trainer, task, 2)
     trainer.log.close()
     assert profile.wall_ms > 0
