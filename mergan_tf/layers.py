@@ -84,9 +84,22 @@ def leaky_relu(x, alpha: float = 0.2):
         y = tf.nn.leaky_relu(x, alpha)
 
         def grad(dy):
-            return tf.where(y > 0, dy, tf.cast(alpha, dy.dtype) * dy)
+            return _scale_where_not(y > 0, dy, alpha)
         return y, grad
     return forward(x)
+
+
+def _scale_where_not(positive, dy, alpha: float):
+    """`tf.where(positive, dy, alpha * dy)`, the activation's gradient. It is linear in dy
+    with a diagonal Jacobian, so its own gradient (the gradient penalty's double backward)
+    is the same map of the upstream gradient: one select and one multiply, where TF's
+    gradient of `tf.where` takes two selects, a multiply and a sum, all with the same values."""
+    @tf.custom_gradient
+    def scale(dy):
+        def grad(g):
+            return _scale_where_not(positive, g, alpha)
+        return tf.where(positive, dy, tf.cast(alpha, dy.dtype) * dy), grad
+    return scale(dy)
 
 
 # Sub-pixel form of a 5x5 stride-2 SAME transposed convolution. Output row 2u + r gets

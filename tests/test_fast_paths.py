@@ -248,6 +248,47 @@ def test_leaky_relu_reading_its_output_equals_tf(dtype):
         layers.leaky_relu(x, 1.5)
 
 
+def _where_gradient_leaky_relu(x, alpha=0.2):
+    """layers.leaky_relu before its gradient had a gradient of its own: TF differentiates
+    the tf.where (two selects and a sum in the double backward)."""
+    @tf.custom_gradient
+    def forward(x):
+        y = tf.nn.leaky_relu(x, alpha)
+
+        def grad(dy):
+            return tf.where(y > 0, dy, tf.cast(alpha, dy.dtype) * dy)
+        return y, grad
+    return forward(x)
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
+def test_leaky_relu_double_backward_is_one_select_and_the_same_bits(dtype):
+    # The gradient penalty's second order through the activation: the same values to the
+    # bit as TF's gradient of the tf.where (a select of g or alpha * g, where TF sums
+    # a select of g or 0 and alpha times a select of 0 or g), with one select fewer and no sum.
+    from mergan_tf import layers
+
+    def second_order(x, act):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = tf.reduce_sum(tf.sin(tf.cast(act(x * 1.5), tf.float32)))
+            penalty = tf.reduce_sum(tf.square(tf.cast(inner.gradient(y, x), tf.float32)))
+        return outer.gradient(penalty, x)
+
+    x = tf.cast(tf.constant(np.random.default_rng(1).normal(size=[3, 7]), tf.float32), dtype)
+    ops = {}
+    for name, act in (("ours", lambda h: layers.leaky_relu(h, 0.2)),
+                      ("where", _where_gradient_leaky_relu)):
+        fn = tf.function(lambda x, act=act: second_order(x, act))
+        graph_ops = [op.type for op in fn.get_concrete_function(x).graph.get_operations()]
+        ops[name] = (graph_ops.count("SelectV2"), graph_ops.count("AddN"), fn(x).numpy())
+    assert ops["ours"][0] == ops["where"][0] - 1 and ops["ours"][1] < ops["where"][1]
+    np.testing.assert_array_equal(ops["ours"][2], ops["where"][2])
+    assert np.abs(ops["ours"][2]).max() > 0
+
+
 def test_critic_graph_is_remapped_without_error(mnist_dir, tmp_path):
     """The compiled SFT iteration no longer trips Grappler's remapper (with
     tf.nn.leaky_relu it logged "remapper failed: ... LeakyReluGrad exist for missing node
